@@ -1,0 +1,120 @@
+"""The one Slack message that follows a change from queued to its summary.
+
+It is posted in the channel where the command was typed and then updated in place (chat.update);
+a response_url cannot update the ephemeral reply to a slash command. Where the bot may not post
+(a private channel it is not in, someone else's DM) it goes to the user's DM with the app, and if
+the Web API fails altogether, the summary goes back through the command's response_url.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from bot import render
+from commands.changes import ChangeReport
+from wolkvox.model import Button, Display
+
+log = logging.getLogger(__name__)
+
+#: Progress is shown at most this often; the final summary is always shown.
+MIN_UPDATE_INTERVAL = 1.0
+
+
+class SlackProgress:
+    """A :class:`commands.changes.ProgressListener` that renders into one Slack message."""
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        *,
+        user_id: str,
+        channel_id: str | None,
+        response_url: str | None,
+        display: Display,
+        buttons: Sequence[Button],
+        min_interval: float = MIN_UPDATE_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self._user_id = user_id
+        self._channel_id = channel_id
+        self._response_url = response_url
+        self._display = display
+        self._buttons = tuple(buttons)
+        self._min_interval = min_interval
+        self._clock = clock
+        self._posted: tuple[str, str] | None = None  # (channel, ts)
+        self._last_update = float("-inf")
+
+    async def on_progress(self, done: int, total: int) -> None:
+        if total <= 1 or done >= total:
+            return  # the summary follows at once
+        now = self._clock()
+        if now - self._last_update < self._min_interval:
+            return
+        self._last_update = now
+        await self._show(render.progress(self._display, self._buttons, done, total))
+
+    async def on_finished(self, report: ChangeReport) -> None:
+        summary = render.report(report)
+        summary["text"] = f"<@{self._user_id}>: {summary['text']}"
+        summary["blocks"][0]["text"]["text"] = summary["text"]
+        if not await self._show(summary):
+            await self._respond(summary)
+
+    async def _show(self, message: render.Message) -> bool:
+        """Post or update the message; False when the Web API would take it nowhere."""
+        if self._posted is not None:
+            channel, ts = self._posted
+            try:
+                await self._client.chat_update(channel=channel, ts=ts, **message)
+                return True
+            except SlackApiError as error:
+                # The message is gone (deleted?): post a new one below.
+                log.warning("chat.update failed: %s", error.response.get("error"))
+            except Exception:
+                log.exception("Slack Web API unreachable")
+        if self._channel_id and await self._post(self._channel_id, message):
+            return True
+        dm = await self._open_dm()
+        return dm is not None and await self._post(dm, message)
+
+    async def _post(self, channel: str, message: render.Message) -> bool:
+        try:
+            response = await self._client.chat_postMessage(channel=channel, **message)
+        except SlackApiError as error:
+            log.info("cannot post to %s: %s", channel, error.response.get("error"))
+            return False
+        except Exception:
+            log.exception("Slack Web API unreachable")
+            return False
+        self._posted = (str(response["channel"]), str(response["ts"]))
+        return True
+
+    async def _open_dm(self) -> str | None:
+        try:
+            opened = await self._client.conversations_open(users=self._user_id)
+        except SlackApiError as error:
+            log.info("cannot open a DM with %s: %s", self._user_id, error.response.get("error"))
+            return None
+        except Exception:
+            log.exception("Slack Web API unreachable")
+            return None
+        return str(opened["channel"]["id"])
+
+    async def _respond(self, message: render.Message) -> None:
+        if not self._response_url:
+            log.error("could not deliver the summary of a change to %s", self._user_id)
+            return
+        try:
+            await AsyncWebhookClient(self._response_url).send_dict(
+                {"response_type": "ephemeral", **message}
+            )
+        except Exception:
+            log.exception("response_url delivery failed")

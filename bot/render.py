@@ -1,0 +1,174 @@
+"""Block Kit (and plain-text fallbacks) for every message agentbox sends.
+
+Pure functions from the core's results to Slack message payloads; the console prints the ``text``
+fallback, so every message's text must stand on its own.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from commands.changes import Accepted, ChangeReport
+from commands.grammar import ParseError
+from wolkvox.model import Button, Display
+
+Message = dict[str, Any]
+
+# A section's text may hold 3000 characters; keep a margin for the closing "and N more" line.
+_SECTION_LIMIT = 2800
+_MAX_LINES = 40
+
+_BUTTON_NAMES = {
+    Button.DIAL: "call button (`dial`)",
+    Button.DISPOSITION: "disposition panel (`disposition`)",
+    Button.HUNGUP: "hang-up button (`hungup`)",
+}
+_PAST = {Display.SHOW: "shown", Display.HIDE: "hidden"}
+_VERB = {Display.SHOW: "Showing", Display.HIDE: "Hiding"}
+
+
+def message(text: str, *, mrkdwn: str | None = None) -> Message:
+    """A message of one section; ``text`` is the notification and console fallback."""
+    return {
+        "text": text,
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": mrkdwn or text}}],
+    }
+
+
+def help_message(usage: str) -> Message:
+    return message(usage)
+
+
+def parse_error(error: ParseError) -> Message:
+    return message(f":warning: {error.message}")
+
+
+def refused(reason: str) -> Message:
+    return message(f":no_entry: {reason}")
+
+
+def failure(reason: str) -> Message:
+    return message(f":x: {reason}")
+
+
+def agent_ranges(agents: Iterable[str]) -> str:
+    """``1001, 1002, 1003, 1007`` → ``1001-1003, 1007``.
+
+    Only ids of equal width join a run, so leading zeros survive.
+    """
+    ordered = sorted(set(agents), key=lambda agent: (int(agent), len(agent)))
+    runs: list[list[str]] = []
+    for agent in ordered:
+        if runs:
+            last = runs[-1][-1]
+            if len(last) == len(agent) and int(agent) == int(last) + 1:
+                runs[-1].append(agent)
+                continue
+        runs.append([agent])
+    return ", ".join(run[0] if len(run) == 1 else f"{run[0]}-{run[-1]}" for run in runs)
+
+
+def _buttons(buttons: Sequence[Button]) -> str:
+    return ", ".join(f"`{button.value}`" for button in buttons)
+
+
+def _who(agents: Sequence[str]) -> str:
+    if len(agents) == 1:
+        return f"agent {agents[0]}"
+    return f"{len(agents)} agents ({agent_ranges(agents)})"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 1:
+        return "under a second"
+    if seconds < 90:
+        return f"about {round(seconds)} s"
+    return f"about {round(seconds / 60)} min"
+
+
+def accepted(result: Accepted) -> Message:
+    """The acknowledgement: what will happen, and how long the caller may wait."""
+    command = result.command
+    text = (
+        f":hourglass_flowing_sand: {_VERB[command.display]} {_buttons(command.buttons)} "
+        f"for {_who(command.agents)}"
+    )
+    if result.total_calls > 1:
+        text += f": {result.total_calls} calls to wolkvox"
+    text += "."
+    if result.ahead:
+        text += (
+            f" Waiting behind {result.ahead} call{'s' if result.ahead != 1 else ''} on this "
+            f"operation's wolkvox token (yours start at position {result.ahead + 1}), "
+            f"{_duration(result.estimated_wait)} before they start."
+        )
+    if result.total_calls > 1:
+        text += f" Expected to finish in {_duration(result.estimated_duration)}."
+    return message(text)
+
+
+def progress(display: Display, buttons: Sequence[Button], done: int, total: int) -> Message:
+    return message(
+        f":hourglass_flowing_sand: {_VERB[display]} {_buttons(buttons)}: {done}/{total} done"
+    )
+
+
+def report(result: ChangeReport) -> Message:
+    """The summary: per button and outcome, which agents, and wolkvox's message or the reason."""
+    calls = result.calls
+    if result.total == 1 and calls:
+        call = calls[0]
+        name = _BUTTON_NAMES[call.button]
+        if call.ok:
+            text = (
+                f":white_check_mark: Agent {call.agent_id}'s {name} is {_PAST[call.display]}. "
+                f"wolkvox: _{call.message}_"
+            )
+        else:
+            text = (
+                f":x: Could not {call.display.value} agent {call.agent_id}'s {name}: {call.message}"
+            )
+        return message(text)
+
+    icon = ":white_check_mark:" if result.failed == 0 and result.pending == 0 else ":warning:"
+    headline = f"{icon} {result.display.value.capitalize()}: {result.succeeded}/{result.total} done"
+    if result.failed:
+        headline += f", {result.failed} failed"
+    if result.pending:
+        headline += f", {result.pending} not sent"
+
+    groups: dict[tuple[Button, bool, str], list[str]] = defaultdict(list)
+    for call in calls:
+        groups[(call.button, call.ok, call.message)].append(call.agent_id)
+    lines: list[str] = []
+    for (button, ok, text), agents in sorted(groups.items(), key=lambda g: (not g[0][1], g[0][0])):
+        if ok:
+            lines.append(
+                f":white_check_mark: `{button.value}` {_PAST[result.display]} for "
+                f"{_who(agents)}: _{text}_"
+            )
+        else:
+            lines.append(f":x: `{button.value}` failed for {_who(agents)}: {text}")
+    if result.pending:
+        lines.append(
+            f":double_vertical_bar: {result.pending} call{'s' if result.pending != 1 else ''} "
+            "not sent because agentbox was stopping; they stay queued and are sent when it "
+            "starts again."
+        )
+    body = _fit(lines)
+    return message(f"{headline}\n{body}")
+
+
+def _fit(lines: Sequence[str]) -> str:
+    kept: list[str] = []
+    size = 0
+    for line in lines[:_MAX_LINES]:
+        if size + len(line) + 1 > _SECTION_LIMIT:
+            break
+        kept.append(line)
+        size += len(line) + 1
+    if len(kept) < len(lines):
+        kept.append(f"…and {len(lines) - len(kept)} more lines.")
+    return "\n".join(kept)

@@ -1,0 +1,91 @@
+"""``agentbox serve``: HTTP mode, or Socket Mode when ``SLACK_APP_TOKEN`` is set.
+
+Shutdown on SIGTERM/SIGINT: stop taking Slack requests, give calls in flight a bounded grace
+period (:data:`bot.services.SHUTDOWN_GRACE_SECONDS`), hand back the rest (they stay queued in the
+database and resume at the next start), then close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from aiohttp import web
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+from bot.app import build_app, resume_unfinished
+from bot.http import build_web_app
+from bot.services import Services
+from bot.settings import Settings
+from wolkvox.simulator import Simulator, SimulatorConfig
+
+log = logging.getLogger(__name__)
+
+
+class ConfigurationError(Exception):
+    """The settings cannot run the app; the message says what to set."""
+
+
+def check_settings(settings: Settings) -> None:
+    if not settings.slack_bot_token:
+        raise ConfigurationError("SLACK_BOT_TOKEN is not set (the bot token, xoxb-…).")
+    if not settings.slack_app_token and not settings.slack_signing_secret:
+        raise ConfigurationError(
+            "Set SLACK_SIGNING_SECRET for HTTP mode, or SLACK_APP_TOKEN (xapp-…) for Socket Mode."
+        )
+
+
+async def serve(
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    with_simulator: bool = False,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run until SIGTERM/SIGINT (or until ``stop`` is set)."""
+    check_settings(settings)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+
+    simulator: Simulator | None = None
+    if with_simulator:
+        simulator = Simulator(SimulatorConfig(latency=0.05))
+        await simulator.start()
+        settings = settings.model_copy(
+            update={
+                "wolkvox_base_url": simulator.url,
+                "wolkvox_server": settings.wolkvox_server or "0000",
+                "wolkvox_token": settings.wolkvox_token or "simulator-token",
+            }
+        )
+        log.info("embedded wolkvox simulator at %s", simulator.url)
+
+    services = await Services.create(settings)
+    bolt_app = build_app(services)
+    socket_mode = bool(settings.slack_app_token)
+    runner = web.AppRunner(build_web_app(services, None if socket_mode else bolt_app))
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    log.info("listening on http://%s:%s (%s)", host, port, "Socket Mode" if socket_mode else "HTTP")
+    handler: AsyncSocketModeHandler | None = None
+    if socket_mode:
+        handler = AsyncSocketModeHandler(bolt_app, settings.slack_app_token)
+        await handler.connect_async()  # type: ignore[no-untyped-call]
+    await resume_unfinished(services, bolt_app.client)
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        if handler is not None:
+            await handler.close_async()  # type: ignore[no-untyped-call]
+        await runner.shutdown()
+        await services.aclose()
+        await runner.cleanup()
+        if simulator is not None:
+            await simulator.stop()

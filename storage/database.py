@@ -1,0 +1,96 @@
+"""The database connection: one async engine per process.
+
+SQLite by default, PostgreSQL in production.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from storage.models import Base
+
+_ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+}
+
+
+def normalize_url(url: str) -> str:
+    """Give a plain ``sqlite://`` or ``postgresql://`` URL its async driver.
+
+    Operators then need not know which driver agentbox uses.
+    """
+    parsed = make_url(url)
+    driver = _ASYNC_DRIVERS.get(parsed.drivername)
+    if driver is not None:
+        parsed = parsed.set(drivername=driver)
+    return parsed.render_as_string(hide_password=False)
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers (readyz, status) proceed while a write is in progress; busy_timeout makes a
+    # writer wait for the lock instead of failing at once.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+class Database:
+    """An async engine and its session factory."""
+
+    def __init__(self, url: str) -> None:
+        self.url = normalize_url(url)
+        options: dict[str, Any] = {}
+        if self.url.startswith("postgresql"):
+            options = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10}
+        self.engine: AsyncEngine = create_async_engine(self.url, **options)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine.sync_engine, "connect", _configure_sqlite)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    async def create_schema(self) -> None:
+        """Create every table that does not exist yet."""
+        async with self.engine.begin() as connection:
+            await connection.run_sync(Base.metadata.create_all)
+
+    async def drop_schema(self) -> None:
+        """Drop every table (tests only)."""
+        async with self.engine.begin() as connection:
+            await connection.run_sync(Base.metadata.drop_all)
+
+    async def ping(self) -> bool:
+        """Whether the database answers a trivial query."""
+        try:
+            async with self.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception:
+            return False
+        return True
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session whose work is committed on success and rolled back on error."""
+        async with self.sessions() as session, session.begin():
+            yield session
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,95 @@
+"""The tables. A *change* is one requested command (one slash command); it fans out into one *call*
+per agent and button, which is what the dispatcher sends to wolkvox. Every attempt to change
+something, allowed or not, leaves an *audit event*.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ChangeStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+
+
+class CallStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class Decision(StrEnum):
+    ALLOWED = "allowed"
+    REFUSED = "refused"
+    INVALID = "invalid"
+
+
+class Change(Base):
+    __tablename__ = "changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    slack_team_id: Mapped[str | None] = mapped_column(String(32))
+    slack_user_id: Mapped[str] = mapped_column(String(32))
+    slack_channel_id: Mapped[str | None] = mapped_column(String(32))
+    response_url: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    display: Mapped[str] = mapped_column(String(8))
+    buttons: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default=ChangeStatus.QUEUED)
+
+    calls: Mapped[list[Call]] = relationship(
+        back_populates="change", order_by="Call.seq", cascade="all, delete-orphan"
+    )
+
+
+class Call(Base):
+    __tablename__ = "calls"
+    __table_args__ = (Index("ix_calls_change_seq", "change_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    change_id: Mapped[int] = mapped_column(ForeignKey("changes.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    operation: Mapped[str] = mapped_column(String(64))
+    agent_id: Mapped[str] = mapped_column(String(32))
+    button: Mapped[str] = mapped_column(String(16))
+    display: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16), default=CallStatus.QUEUED)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error_kind: Mapped[str | None] = mapped_column(String(32))
+    message: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    change: Mapped[Change] = relationship(back_populates="calls")
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    slack_team_id: Mapped[str | None] = mapped_column(String(32))
+    slack_user_id: Mapped[str] = mapped_column(String(32), index=True)
+    slack_channel_id: Mapped[str | None] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text)
+    decision: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    change_id: Mapped[int | None] = mapped_column(ForeignKey("changes.id", ondelete="SET NULL"))

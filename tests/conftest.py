@@ -1,0 +1,87 @@
+"""Shared fixtures: the databases every storage-touching test runs on, and a running agentbox.
+
+Tests that use ``database_url`` (directly or through ``agentbox``) run once on SQLite and once on
+PostgreSQL. PostgreSQL is taken from ``AGENTBOX_TEST_POSTGRES_URL`` (default: the local server CI
+provides); when it is unreachable those runs are skipped with the reason shown, except under
+``CI=true``, where an unreachable PostgreSQL fails the run instead of skipping silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from tests.harness import Harness, start_harness
+from wolkvox.simulator import Simulator, SimulatorConfig
+
+POSTGRES_URL = os.environ.get(
+    "AGENTBOX_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def _postgres_problem() -> str | None:
+    async def probe() -> None:
+        engine = create_async_engine(POSTGRES_URL)
+        try:
+            async with asyncio.timeout(5), engine.connect():
+                pass
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(probe())
+    except Exception as error:
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    problem = _postgres_problem()
+    if problem is not None:
+        message = f"PostgreSQL not reachable at {POSTGRES_URL} ({problem})"
+        if IN_CI:
+            pytest.fail(f"{message}; CI must run the PostgreSQL tests", pytrace=False)
+        pytest.skip(message)
+    return POSTGRES_URL
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'agentbox.db'}"
+    else:
+        url: str = request.getfixturevalue("postgres_url")
+        asyncio.run(_reset_postgres(url))
+        yield url
+
+
+async def _reset_postgres(url: str) -> None:
+    from storage.models import Base
+
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(Base.metadata.drop_all)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+async def simulator() -> AsyncIterator[Simulator]:
+    sim = Simulator(SimulatorConfig())
+    await sim.start()
+    yield sim
+    await sim.stop()
+
+
+@pytest.fixture
+async def agentbox(database_url: str, simulator: Simulator) -> AsyncIterator[Harness]:
+    async with start_harness(database_url=database_url, simulator=simulator) as harness:
+        yield harness

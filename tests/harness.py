@@ -1,0 +1,114 @@
+"""A running agentbox for scenario tests: its HTTP server on port 0, a fake Slack, a simulator.
+
+Requests reach it the way Slack sends them (signed, form-encoded) over real HTTP.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+from aiohttp import web
+
+from bot.app import build_app
+from bot.fake_slack import FakeSlack, PostedMessage
+from bot.http import SLACK_EVENTS_PATH, build_web_app
+from bot.services import Services
+from bot.settings import Settings
+from bot.slash import signed_headers, slash_command_body
+from wolkvox.dispatcher import RetryPolicy
+from wolkvox.simulator import Simulator
+
+ADMIN = "U_ADMIN"
+STRANGER = "U_STRANGER"
+CHANNEL = "C_OPS"
+SERVER = "0042"
+TOKEN = "wv-token-7f3a9c1e-not-for-logs"
+FAST_RETRY = RetryPolicy(attempts=3, initial_wait=0.001, max_wait=0.005, jitter=0.001)
+
+
+@dataclass
+class Harness:
+    services: Services
+    slack: FakeSlack
+    simulator: Simulator
+    base_url: str
+    signing_secret: str
+    http: httpx.AsyncClient
+
+    async def slash(
+        self,
+        text: str,
+        *,
+        user: str = ADMIN,
+        channel: str = CHANNEL,
+        signed: bool = True,
+        timestamp: int | None = None,
+    ) -> httpx.Response:
+        """POST a slash command as Slack would; returns the HTTP response (the ack)."""
+        body = slash_command_body(
+            text, user_id=user, channel_id=channel, response_url=self.slack.new_response_url()
+        )
+        headers = (
+            signed_headers(body, self.signing_secret, timestamp=timestamp)
+            if signed
+            else {"Content-Type": "application/x-www-form-urlencoded"}
+        )
+        return await self.http.post(SLACK_EVENTS_PATH, content=body, headers=headers)
+
+    async def idle(self) -> None:
+        """Wait until every change started so far has finished and reported."""
+        await self.services.tasks.join()
+
+    def last_message(self, channel: str = CHANNEL) -> PostedMessage:
+        messages = self.slack.messages_in(channel)
+        assert messages, f"nothing was posted in {channel}"
+        return messages[-1]
+
+
+def ack_text(response: httpx.Response) -> str:
+    assert response.status_code == 200, response.text
+    return str(response.json()["text"])
+
+
+@asynccontextmanager
+async def start_harness(
+    *,
+    database_url: str,
+    simulator: Simulator,
+    admins: frozenset[str] = frozenset({ADMIN}),
+    concurrency: int = 1,
+    token: str = TOKEN,
+    deadline: float = 5.0,
+    retry: RetryPolicy = FAST_RETRY,
+) -> AsyncIterator[Harness]:
+    secret = secrets.token_hex(16)
+    async with FakeSlack() as slack:
+        settings = Settings(
+            slack_bot_token="xoxb-test",
+            slack_signing_secret=secret,
+            slack_api_url=slack.api_url,
+            wolkvox_server=SERVER,
+            wolkvox_token=token,
+            wolkvox_base_url=simulator.url,
+            wolkvox_concurrency=concurrency,
+            database_url=database_url,
+            agentbox_admins=admins,
+        )
+        services = await Services.create(settings, retry=retry, wolkvox_deadline=deadline)
+        runner = web.AppRunner(build_web_app(services, build_app(services)), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        base_url = f"http://127.0.0.1:{port}"
+        try:
+            async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
+                yield Harness(services, slack, simulator, base_url, secret, http)
+        finally:
+            await runner.shutdown()
+            await services.aclose(grace=1.0)
+            await runner.cleanup()

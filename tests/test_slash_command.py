@@ -1,0 +1,213 @@
+"""The core scenario: `/agentbox show|hide` from a signed Slack request to wolkvox (the simulator)
+and back into Slack (the fake Web API), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import select
+
+from storage.models import AuditEvent, Call, Change
+from tests.harness import ADMIN, CHANNEL, STRANGER, TOKEN, Harness, ack_text, start_harness
+from wolkvox.simulator import Simulator
+
+
+async def _rows(harness: Harness, model: type) -> list:  # type: ignore[type-arg]
+    async with harness.services.database.sessions() as session:
+        return list((await session.scalars(select(model))).all())
+
+
+async def test_hide_one_agent_end_to_end(agentbox: Harness) -> None:
+    response = await agentbox.slash("hide disposition 1001")
+
+    assert "1001" in ack_text(response)
+    await agentbox.idle()
+    summary = agentbox.last_message().text
+    assert "Agentbox has been hide" in summary
+    assert "1001" in summary and "disposition" in summary
+    assert agentbox.simulator.button_state("1001", "disposition") == "hide"
+    (change,) = await _rows(agentbox, Change)
+    assert change.status == "done" and change.slack_user_id == ADMIN
+    (call,) = await _rows(agentbox, Call)
+    assert (call.agent_id, call.button, call.display, call.status) == (
+        "1001",
+        "disposition",
+        "hide",
+        "succeeded",
+    )
+    assert call.message == "Agentbox has been hide"
+    (audit,) = await _rows(agentbox, AuditEvent)
+    assert audit.decision == "allowed" and audit.change_id == change.id
+
+
+async def test_show_uses_spanish_aliases(agentbox: Harness) -> None:
+    await agentbox.slash("ocultar colgar 1001")
+    await agentbox.idle()
+    await agentbox.slash("mostrar colgar 1001")
+    await agentbox.idle()
+    assert agentbox.simulator.button_state("1001", "hungup") == "show"
+    assert "Agentbox has been show" in agentbox.last_message().text
+
+
+async def test_ack_is_sent_before_wolkvox_answers_and_after_the_change_is_recorded(
+    agentbox: Harness,
+) -> None:
+    agentbox.simulator.config.hang_rate = 1.0  # wolkvox never answers
+
+    response = await agentbox.slash("hide dial 1001")
+
+    assert "1001" in ack_text(response)
+    assert [c.status for c in await _rows(agentbox, Call)] in (["queued"], ["running"])
+    assert not any(call.status == 200 for call in agentbox.simulator.calls)
+
+
+async def test_twenty_agents_at_concurrency_one_never_overlap_and_run_in_order(
+    agentbox: Harness,
+) -> None:
+    agentbox.simulator.config.latency = 0.01
+
+    await agentbox.slash("hide dial 1001-1020")
+    await agentbox.idle()
+
+    assert agentbox.simulator.peak_in_flight(TOKEN) == 1
+    agents = [call.agent_id for call in agentbox.simulator.calls]
+    assert agents == [str(n) for n in range(1001, 1021)]
+    posted = agentbox.slack.messages_in(CHANNEL)
+    assert len(posted) == 1, "progress and summary share one message"
+    assert "20/20" in posted[0].text
+
+
+async def test_all_buttons_for_a_list_and_range(agentbox: Harness) -> None:
+    await agentbox.slash("hide all 1001,1003 1005-1006")
+    await agentbox.idle()
+
+    for agent in ("1001", "1003", "1005", "1006"):
+        for button in ("dial", "disposition", "hungup"):
+            assert agentbox.simulator.button_state(agent, button) == "hide"
+    assert "12/12" in agentbox.last_message().text
+
+
+@pytest.mark.parametrize("headers", ["unsigned", "stale", "wrong secret"])
+async def test_bad_signature_is_rejected_and_changes_nothing(
+    agentbox: Harness, headers: str
+) -> None:
+    if headers == "unsigned":
+        response = await agentbox.slash("hide dial 1001", signed=False)
+    elif headers == "stale":
+        response = await agentbox.slash("hide dial 1001", timestamp=int(time.time()) - 600)
+    else:
+        agentbox.signing_secret = "not-the-secret"
+        response = await agentbox.slash("hide dial 1001")
+
+    assert response.status_code == 401
+    await agentbox.idle()
+    assert agentbox.simulator.calls == []
+    assert await _rows(agentbox, Change) == []
+
+
+async def test_a_user_who_is_not_an_admin_is_refused_and_audited(agentbox: Harness) -> None:
+    text = ack_text(await agentbox.slash("hide dial 1001", user=STRANGER))
+
+    assert "not allowed" in text and ADMIN in text
+    await agentbox.idle()
+    assert agentbox.simulator.calls == []
+    assert await _rows(agentbox, Change) == []
+    (audit,) = await _rows(agentbox, AuditEvent)
+    assert (audit.slack_user_id, audit.decision) == (STRANGER, "refused")
+
+
+async def test_an_unknown_word_gets_a_suggestion_and_changes_nothing(agentbox: Harness) -> None:
+    text = ack_text(await agentbox.slash("hide dispositon 1001"))
+
+    assert "dispositon" in text and "did you mean `disposition`" in text
+    assert agentbox.simulator.calls == []
+    assert await _rows(agentbox, Change) == []
+    (audit,) = await _rows(agentbox, AuditEvent)
+    assert audit.decision == "invalid"
+
+
+@pytest.mark.parametrize("text", ["", "help", "ayuda"])
+async def test_help_shows_usage(agentbox: Harness, text: str) -> None:
+    reply = ack_text(await agentbox.slash(text))
+    assert "/agentbox" in reply and "hide" in reply
+
+
+async def test_a_second_command_is_told_its_place_in_the_queue(agentbox: Harness) -> None:
+    agentbox.simulator.config.latency = 0.2
+    await agentbox.slash("hide dial 1001-1005")
+
+    text = ack_text(await agentbox.slash("show dial 1001"))
+
+    assert "Waiting behind 5 calls" in text and "position 6" in text
+    await agentbox.idle()
+    assert agentbox.simulator.button_state("1001", "dial") == "show"
+
+
+ERROR_CASES = {
+    "invalid token": ({"tokens": frozenset({"another-token"})}, "invalid or expired"),
+    "quota": ({"daily_quota": 0}, "daily quota"),
+    "maintenance": ({"maintenance": True}, "maintenance"),
+    "too many simultaneous": ({"max_simultaneous": 0}, "busy with other calls"),
+    "server error": ({"error_rate": 1.0}, "internal error"),
+    "garbage": ({"garbage_rate": 1.0}, "could not understand"),
+    "hang": ({"hang_rate": 1.0}, "did not answer in time"),
+}
+
+
+@pytest.mark.parametrize("case", list(ERROR_CASES))
+async def test_each_wolkvox_failure_reaches_the_user_in_words(
+    database_url: str, simulator: Simulator, case: str
+) -> None:
+    config, words = ERROR_CASES[case]
+    for key, value in config.items():
+        setattr(simulator.config, key, value)
+    async with start_harness(
+        database_url=database_url, simulator=simulator, deadline=0.3
+    ) as agentbox:
+        await agentbox.slash("hide dial 1001")
+        await agentbox.idle()
+
+        summary = agentbox.last_message().text
+        assert "1001" in summary and words in summary
+        assert TOKEN not in summary
+        (call,) = await _rows(agentbox, Call)
+        assert call.status == "failed" and call.error_kind
+
+
+async def test_missing_token_reaches_the_user(database_url: str, simulator: Simulator) -> None:
+    async with start_harness(database_url=database_url, simulator=simulator, token=" ") as agentbox:
+        await agentbox.slash("hide dial 1001")
+        await agentbox.idle()
+        assert "token" in agentbox.last_message().text
+
+
+async def test_summary_goes_to_a_dm_when_the_channel_is_closed_to_the_bot(
+    agentbox: Harness,
+) -> None:
+    agentbox.slack.unpostable_channels.add("G_PRIVATE")
+
+    await agentbox.slash("hide dial 1001", channel="G_PRIVATE")
+    await agentbox.idle()
+
+    (dm,) = agentbox.slack.messages_in(f"D_{ADMIN}")
+    assert "Agentbox has been hide" in dm.text
+
+
+async def test_summary_falls_back_to_response_url_when_the_web_api_is_down(
+    agentbox: Harness,
+) -> None:
+    await agentbox.slash("help")  # Bolt checks the bot token (auth.test) once, while Slack is up
+    agentbox.slack.web_api_down = True
+
+    await agentbox.slash("hide dial 1001")
+    await agentbox.idle()
+
+    (response,) = agentbox.slack.responses
+    assert "Agentbox has been hide" in response["text"]
+
+
+async def test_health_endpoints(agentbox: Harness) -> None:
+    assert (await agentbox.http.get("/healthz")).status_code == 200
+    ready = await agentbox.http.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"]["database"] is True

@@ -1,0 +1,338 @@
+"""The HTTP client for wolkvox's agent_display API.
+
+One :class:`WolkvoxClient` holds one shared ``httpx.AsyncClient`` (connection reuse, bounded pool)
+and turns every answer into either a :class:`DisplayResult` or a :class:`WolkvoxError` subclass.
+It does no retrying and no queueing: the per-token dispatcher decides what to retry (the
+``transient`` flag of the error) and keeps the calls per token within wolkvox's limit.
+
+The token is a secret. It travels only in the ``wolkvox-token`` header; log lines name it by its
+fingerprint, and every text taken from an answer is redacted before it reaches an error or a
+result, so a server that echoes the token back cannot make it leak.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Mapping
+from types import TracebackType
+from urllib.parse import quote
+
+import httpx
+
+from .errors import (
+    BadRequest,
+    ConnectionFailed,
+    InvalidServer,
+    InvalidToken,
+    Maintenance,
+    MissingToken,
+    QuotaExceeded,
+    ServerError,
+    Timeout,
+    TooManySimultaneous,
+    UnexpectedAnswer,
+    WolkvoxError,
+)
+from .model import Credentials, DisplayRequest, DisplayResult
+
+__all__ = [
+    "AGENT_DISPLAY_PATH",
+    "CALL_DEADLINE_SECONDS",
+    "DEFAULT_BASE_URL",
+    "MAX_BODY_BYTES",
+    "WolkvoxClient",
+    "base_url_from_env",
+    "interpret_answer",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://wv{server}.wolkvox.com"
+#: wolkvox documents 60 seconds per call at most.
+CALL_DEADLINE_SECONDS = 60.0
+AGENT_DISPLAY_PATH = "/api/v2/agentbox.php"
+
+#: The most bytes of an answer read; agent_display answers are a few dozen bytes.
+MAX_BODY_BYTES = 64 * 1024
+#: The most characters of wolkvox's own words put into an error's ``detail``.
+MAX_DETAIL_CHARS = 200
+_CONNECT_TIMEOUT = 10.0
+_WRITE_TIMEOUT = 10.0
+_POOL_LIMITS = httpx.Limits(max_connections=32, max_keepalive_connections=16, keepalive_expiry=30.0)
+
+# The server code becomes part of a host name: anything but these characters could point the
+# request (and its token header) somewhere else.
+_SERVER_CODE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# Visible ASCII only: anything else cannot travel in an HTTP header (and h11 would put the
+# offending value, i.e. the token, in its exception message).
+_TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")
+_WHITESPACE = re.compile(r"\s+")
+_REDACTED = "[redacted]"
+
+
+def base_url_from_env(environ: Mapping[str, str] | None = None) -> str:
+    """``WOLKVOX_BASE_URL`` when set and not blank, else :data:`DEFAULT_BASE_URL`."""
+    env = os.environ if environ is None else environ
+    return env.get("WOLKVOX_BASE_URL", "").strip() or DEFAULT_BASE_URL
+
+
+class WolkvoxClient:
+    """Calls wolkvox's agent_display; every failure comes out as a :class:`WolkvoxError`.
+
+    ``base_url`` may contain ``{server}``, replaced by each call's server code; without it the URL
+    is used as is (the simulator, a staging proxy). An ``http`` client passed in is used but not
+    closed; one created here is closed by :meth:`aclose`.
+    """
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        http: httpx.AsyncClient | None = None,
+        deadline: float = CALL_DEADLINE_SECONDS,
+    ) -> None:
+        if deadline <= 0:
+            raise ValueError("deadline must be positive")
+        self._base_url = base_url.strip().rstrip("/")
+        self._deadline = deadline
+        self._timeout = httpx.Timeout(
+            deadline,
+            connect=min(_CONNECT_TIMEOUT, deadline),
+            write=min(_WRITE_TIMEOUT, deadline),
+        )
+        self._owns_http = http is None
+        self._http = http or httpx.AsyncClient(
+            timeout=self._timeout,
+            limits=_POOL_LIMITS,
+            # A redirect is not a documented answer, and following one would resend the token
+            # header to wherever it points.
+            follow_redirects=False,
+            trust_env=False,
+            headers={"User-Agent": "agentbox", "Accept": "application/json"},
+        )
+
+    @property
+    def deadline(self) -> float:
+        return self._deadline
+
+    async def __aenter__(self) -> WolkvoxClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    def url_for(self, server: str) -> str:
+        """The agent_display URL (without query) for one server code."""
+        if not _SERVER_CODE.fullmatch(server):
+            raise InvalidServer("it must be letters and digits, as given by wolkvox support")
+        return self._base_url.replace("{server}", server) + AGENT_DISPLAY_PATH
+
+    async def agent_display(
+        self, credentials: Credentials, request: DisplayRequest
+    ) -> DisplayResult:
+        """Show or hide one button of one agent's softphone.
+
+        Raises only :class:`WolkvoxError` subclasses. ``show``/``hide`` are idempotent on wolkvox's
+        side, so a caller may repeat a call whose answer was lost (any ``transient`` error).
+        """
+        token = credentials.token
+        if not token:
+            raise MissingToken()
+        if not _TOKEN_CHARS.fullmatch(token):
+            raise InvalidToken("it contains characters that cannot be sent to wolkvox")
+        url = self.url_for(credentials.server)
+        display = request.display.value
+        params = {
+            "agent_id": request.agent_id,
+            "api": "agent_display",
+            "display": display,
+            "button": request.button.value,
+        }
+        headers = {"wolkvox-token": token, "wolkvox_server": credentials.server}
+        fingerprint = credentials.token_fingerprint
+        log.debug(
+            "wolkvox agent_display -> server=%s token=%s agent=%s display=%s button=%s",
+            credentials.server,
+            fingerprint,
+            request.agent_id,
+            display,
+            request.button.value,
+        )
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(self._deadline):
+                status, content_type, body = await self._send(url, params, headers)
+        except TimeoutError:
+            # asyncio.timeout fired (a caller's own cancellation is not a TimeoutError).
+            error: WolkvoxError = Timeout(f"no answer within {self._deadline:g} seconds")
+        except httpx.TimeoutException as exc:
+            error = Timeout(_describe(exc, token))
+        except httpx.DecodingError as exc:
+            # The server answered, but with a body its own Content-Encoding cannot undo.
+            error = UnexpectedAnswer(_describe(exc, token))
+        except httpx.HTTPError as exc:
+            error = ConnectionFailed(_describe(exc, token))
+        except (httpx.InvalidURL, ValueError, OSError) as exc:
+            # Raised by httpx before any I/O (a malformed base URL) or by the socket layer.
+            error = ConnectionFailed(_describe(exc, token))
+        else:
+            elapsed = time.monotonic() - started
+            log.debug(
+                "wolkvox agent_display <- HTTP %s in %.3fs token=%s (%d bytes, %s)",
+                status,
+                elapsed,
+                fingerprint,
+                len(body),
+                content_type or "no content type",
+            )
+            return interpret_answer(status, content_type, body, token=token)
+        log.debug(
+            "wolkvox agent_display failed after %.3fs token=%s: %s",
+            time.monotonic() - started,
+            fingerprint,
+            error.kind,
+        )
+        # ``from None``: the transport exception stays out of tracebacks of whoever logs this.
+        raise error from None
+
+    async def _send(
+        self, url: str, params: dict[str, str], headers: dict[str, str]
+    ) -> tuple[int, str, bytes]:
+        """POST with an empty body; read at most :data:`MAX_BODY_BYTES` of the answer."""
+        async with self._http.stream(
+            "POST", url, params=params, headers=headers, content=b"", timeout=self._timeout
+        ) as response:
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    break
+            body = b"".join(chunks)[: MAX_BODY_BYTES + 1]
+            return response.status_code, response.headers.get("content-type", ""), body
+
+
+def interpret_answer(
+    status: int, content_type: str, body: bytes, *, token: str = ""
+) -> DisplayResult:
+    """Turn one HTTP answer into a result or raise the matching :class:`WolkvoxError`.
+
+    An error JSON that comes with HTTP 200 is judged by its own ``code``, and that code is what
+    the error's ``http_status`` then holds.
+    """
+    payload = _parse_json_object(body)
+    msg = _clean(payload.get("msg"), token) if payload is not None else ""
+    if status == 200:
+        if payload is None:
+            raise UnexpectedAnswer(_describe_body(status, content_type, body), http_status=status)
+        code = _parse_code(payload.get("code"))
+        if code == 200:
+            data = payload.get("data")
+            if not isinstance(data, str) or not data.strip():
+                raise UnexpectedAnswer("a success answer without a message", http_status=status)
+            return DisplayResult(code=200, message=_clean(data, token, limit=500))
+        if code is None:
+            raise UnexpectedAnswer("JSON without a valid code", http_status=status)
+        if code < 400:
+            raise UnexpectedAnswer(f"HTTP 200 with code {code}", http_status=status)
+        status = code
+    raise _error_for(status, msg, content_type, body)
+
+
+def _error_for(status: int, msg: str, content_type: str, body: bytes) -> WolkvoxError:
+    upper = msg.upper()
+    detail = msg or _describe_body(status, content_type, body)
+    if "PLEASE ENTER THE WOLKVOX-TOKEN" in upper or status == 401:
+        return MissingToken(detail, http_status=status)
+    if status == 400:
+        return BadRequest(detail, http_status=status)
+    if status == 403:
+        if "TOKEN LIMIT EXCEEDED" in upper:
+            return QuotaExceeded(detail, http_status=status)
+        if "SIMULTANEOUS" in upper:
+            return TooManySimultaneous(detail, http_status=status)
+        if "VALIDATE TOKEN" in upper:
+            return InvalidToken(detail, http_status=status)
+        return Maintenance(detail, http_status=status)
+    if 500 <= status <= 599:
+        return ServerError(detail, http_status=status)
+    return UnexpectedAnswer(f"HTTP {status}: {detail}" if msg else detail, http_status=status)
+
+
+def _parse_json_object(body: bytes) -> dict[str, object] | None:
+    """The answer as a JSON object, or None when it is anything else (HTML, empty, a list …)."""
+    try:
+        value = json.loads(body.decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _parse_code(value: object) -> int | None:
+    """wolkvox documents ``code`` as a string; other endpoints send a number. Accept both."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def _clean(value: object, token: str, *, limit: int = MAX_DETAIL_CHARS) -> str:
+    """wolkvox's words made safe to show: one line, no control characters, no token, capped."""
+    if not isinstance(value, str):
+        return ""
+    text = _CONTROL_CHARS.sub("", _WHITESPACE.sub(" ", value))
+    text = _WHITESPACE.sub(" ", text).strip()
+    text = _redact(text, token)
+    if len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
+    return text
+
+
+def _redact(text: str, token: str) -> str:
+    if not token:
+        return text
+    for variant in {token, quote(token, safe=""), quote(token)}:
+        text = re.sub(re.escape(variant), _REDACTED, text, flags=re.IGNORECASE)
+    if token.lower() in text.lower():
+        # Only possible when the replacement itself recreates the token (a token like "]").
+        return "[withheld: it contained the token]"
+    return text
+
+
+def _describe_body(status: int, content_type: str, body: bytes) -> str:
+    if not body.strip():
+        return f"HTTP {status} with an empty body"
+    if len(body) > MAX_BODY_BYTES:
+        return f"HTTP {status} with an oversized body"
+    kind = content_type.split(";", 1)[0].strip() or "unknown type"
+    if _parse_json_object(body) is None:
+        return f"HTTP {status} with a non-JSON body ({kind})"
+    return f"HTTP {status} with JSON of an unexpected shape"
+
+
+def _describe(exc: BaseException, token: str) -> str:
+    """A transport failure in a few words; the library's text is redacted like wolkvox's."""
+    text = _clean(str(exc), token)
+    name = type(exc).__name__
+    return f"{name}: {text}" if text else name
