@@ -19,14 +19,23 @@ def _settings() -> Settings:
 
 
 @click.group()
-@click.option("--log-level", default="INFO", show_default=True, help="DEBUG, INFO, WARNING…")
-def main(log_level: str) -> None:
+@click.option(
+    "--log-level",
+    default=None,
+    help="DEBUG, INFO, WARNING… (default INFO; WARNING for the console, whose output is the chat)",
+)
+@click.pass_context
+def main(ctx: click.Context, log_level: str | None) -> None:
     """agentbox: show or hide wolkvox softphone buttons from Slack."""
+    if log_level is None:
+        log_level = "WARNING" if ctx.invoked_subcommand == "console" else "INFO"
     logging.basicConfig(
         level=log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # One line per wolkvox request at INFO is noise; agentbox logs what matters itself.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 @main.command()

@@ -77,7 +77,7 @@ class SlackProgress:
                 return True
             except SlackApiError as error:
                 # The message is gone (deleted?): post a new one below.
-                log.warning("chat.update failed: %s", error.response.get("error"))
+                log.warning("chat.update failed: %s", _reason(error))
             except Exception:
                 log.exception("Slack Web API unreachable")
         if self._channel_id and await self._post(self._channel_id, message):
@@ -89,7 +89,7 @@ class SlackProgress:
         try:
             response = await self._client.chat_postMessage(channel=channel, **message)
         except SlackApiError as error:
-            log.info("cannot post to %s: %s", channel, error.response.get("error"))
+            log.info("cannot post to %s: %s", channel, _reason(error))
             return False
         except Exception:
             log.exception("Slack Web API unreachable")
@@ -101,7 +101,7 @@ class SlackProgress:
         try:
             opened = await self._client.conversations_open(users=self._user_id)
         except SlackApiError as error:
-            log.info("cannot open a DM with %s: %s", self._user_id, error.response.get("error"))
+            log.info("cannot open a DM with %s: %s", self._user_id, _reason(error))
             return None
         except Exception:
             log.exception("Slack Web API unreachable")
@@ -118,3 +118,9 @@ class SlackProgress:
             )
         except Exception:
             log.exception("response_url delivery failed")
+
+
+def _reason(error: SlackApiError) -> object:
+    """Slack's error code, or the HTTP status when the answer was not Slack's JSON."""
+    data = error.response.data
+    return data.get("error") if isinstance(data, dict) else error.response.status_code

@@ -101,10 +101,14 @@ def accepted(result: Accepted) -> Message:
     if result.ahead:
         text += (
             f" Waiting behind {result.ahead} call{'s' if result.ahead != 1 else ''} on this "
-            f"operation's wolkvox token (yours start at position {result.ahead + 1}), "
-            f"{_duration(result.estimated_wait)} before they start."
+            f"operation's wolkvox token (yours start at position {result.ahead + 1})"
         )
-    if result.total_calls > 1:
+        text += (
+            f", {_duration(result.estimated_wait)} before they start."
+            if result.estimates_measured
+            else "."
+        )
+    if result.total_calls > 1 and result.estimates_measured:
         text += f" Expected to finish in {_duration(result.estimated_duration)}."
     return message(text)
 

@@ -72,7 +72,14 @@ async def serve(
     runner = web.AppRunner(build_web_app(services, None if socket_mode else bolt_app))
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
-    log.info("listening on http://%s:%s (%s)", host, port, "Socket Mode" if socket_mode else "HTTP")
+    bound_host, bound_port = runner.addresses[0][:2]
+    # Tests and benchmarks start `serve --port 0` and read the port from this line.
+    log.info(
+        "listening on http://%s:%s (%s)",
+        bound_host,
+        bound_port,
+        "Socket Mode; health checks only" if socket_mode else "HTTP",
+    )
     handler: AsyncSocketModeHandler | None = None
     if socket_mode:
         handler = AsyncSocketModeHandler(bolt_app, settings.slack_app_token)

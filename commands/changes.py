@@ -36,6 +36,8 @@ class Accepted:
     ahead: int
     estimated_wait: float
     estimated_duration: float
+    #: Whether the estimates come from measured wolkvox calls (else from a default guess).
+    estimates_measured: bool = False
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,7 @@ class ChangeService:
             ahead=ahead,
             estimated_wait=math.ceil(ahead / self._dispatcher.concurrency) * info.mean_duration,
             estimated_duration=(ahead + len(planned)) * per_slot,
+            estimates_measured=info.measured,
         )
 
     async def run(self, change_id: int, listener: ProgressListener) -> ChangeReport | None:

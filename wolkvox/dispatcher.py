@@ -131,6 +131,8 @@ class QueueInfo:
     waiting: int
     in_flight: int
     mean_duration: float
+    #: False while ``mean_duration`` is only the configured default (no call finished yet).
+    measured: bool = False
 
 
 @dataclass(eq=False)
@@ -259,7 +261,10 @@ class Dispatcher:
         if lane is None:
             return QueueInfo(waiting=0, in_flight=0, mean_duration=self._default_duration)
         return QueueInfo(
-            waiting=lane.waiting, in_flight=lane.in_flight, mean_duration=lane.mean_duration
+            waiting=lane.waiting,
+            in_flight=lane.in_flight,
+            mean_duration=lane.mean_duration,
+            measured=lane.observations > 0,
         )
 
     async def aclose(self, grace: float = 10.0) -> None:
