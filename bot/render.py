@@ -53,7 +53,7 @@ def failure(reason: str) -> Message:
     return message(f":x: {reason}")
 
 
-def agent_ranges(agents: Iterable[str]) -> str:
+def agent_ranges(agents: Iterable[str], max_chars: int = 600) -> str:
     """``1001, 1002, 1003, 1007`` → ``1001-1003, 1007``.
 
     Only ids of equal width join a run, so leading zeros survive.
@@ -67,7 +67,16 @@ def agent_ranges(agents: Iterable[str]) -> str:
                 runs[-1].append(agent)
                 continue
         runs.append([agent])
-    return ", ".join(run[0] if len(run) == 1 else f"{run[0]}-{run[-1]}" for run in runs)
+    parts = [run[0] if len(run) == 1 else f"{run[0]}-{run[-1]}" for run in runs]
+    shown: list[str] = []
+    length = 0
+    for part in parts:
+        if length + len(part) > max_chars:
+            hidden = sum(len(run) for run in runs[len(shown) :])
+            return ", ".join(shown) + f" and {hidden} more"
+        shown.append(part)
+        length += len(part) + 2
+    return ", ".join(shown)
 
 
 def _buttons(buttons: Sequence[Button]) -> str:

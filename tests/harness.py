@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import httpx
 from aiohttp import web
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import build_app
 from bot.fake_slack import FakeSlack, PostedMessage
@@ -58,6 +59,10 @@ class Harness:
             else {"Content-Type": "application/x-www-form-urlencoded"}
         )
         return await self.http.post(SLACK_EVENTS_PATH, content=body, headers=headers)
+
+    def services_client(self) -> AsyncWebClient:
+        """A Web API client like the app's, pointed at the fake Slack."""
+        return AsyncWebClient(token="xoxb-test", base_url=self.slack.api_url)
 
     async def idle(self) -> None:
         """Wait until every change started so far has finished and reported."""

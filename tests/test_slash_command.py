@@ -3,6 +3,7 @@ and back into Slack (the fake Web API), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
@@ -144,7 +145,7 @@ async def test_a_second_command_is_told_its_place_in_the_queue(agentbox: Harness
     assert agentbox.simulator.button_state("1001", "dial") == "show"
 
 
-ERROR_CASES = {
+ERROR_CASES: dict[str, tuple[dict[str, object], str]] = {
     "invalid token": ({"tokens": frozenset({"another-token"})}, "invalid or expired"),
     "quota": ({"daily_quota": 0}, "daily quota"),
     "maintenance": ({"maintenance": True}, "maintenance"),
@@ -211,3 +212,18 @@ async def test_health_endpoints(agentbox: Harness) -> None:
     assert (await agentbox.http.get("/healthz")).status_code == 200
     ready = await agentbox.http.get("/readyz")
     assert ready.status_code == 200 and ready.json()["checks"]["database"] is True
+
+
+async def test_the_wolkvox_token_appears_in_no_log_line(
+    agentbox: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    await agentbox.slash("hide dial 1001")
+    await agentbox.idle()
+    agentbox.simulator.config.tokens = frozenset({"another-token"})
+    agentbox.simulator.config.error_rate = 0.5
+    await agentbox.slash("show dial 1001-1004")
+    await agentbox.idle()
+
+    assert len(caplog.records) > 10, "debug logging was captured"
+    assert TOKEN not in caplog.text

@@ -17,7 +17,6 @@ database) belongs to the caller that owns storage.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -166,12 +165,11 @@ def _is_transient(exc: BaseException) -> bool:
 
 
 def _backoff(policy: RetryPolicy) -> wait_exponential_jitter:
-    # tenacity 9.2 renamed ``initial`` to ``multiplier`` (the old name warns); 9.0/9.1 only know
-    # ``initial``. pyproject allows both, so pick whichever this tenacity has.
-    params = inspect.signature(wait_exponential_jitter).parameters
-    first = "multiplier" if "multiplier" in params else "initial"
-    kwargs: dict[str, float] = {first: policy.initial_wait}
-    return wait_exponential_jitter(max=policy.max_wait, jitter=policy.jitter, **kwargs)
+    # tenacity 9.2 renamed ``initial`` to ``multiplier`` (the old name warns); pyproject asks
+    # for >= 9.2.
+    return wait_exponential_jitter(
+        multiplier=policy.initial_wait, max=policy.max_wait, jitter=policy.jitter
+    )
 
 
 def _hand_back(job: _Job, reason: str) -> None:
