@@ -195,7 +195,7 @@ class ChangeService:
             pending[ticket.outcome] = call.seq
         calls_by_seq = {call.seq: call for call in record.calls}
         total = len(record.calls)
-        handed_back = 0
+        handed_back = unrecorded = 0
         remaining = set(pending)
         while remaining:
             done, remaining = await asyncio.wait(remaining, return_when=asyncio.FIRST_COMPLETED)
@@ -211,14 +211,20 @@ class ChangeService:
                 call = calls_by_seq[seq]
                 report = _report(outcome)
                 reports[seq] = report
-                await self._store.record_call_outcome(
-                    call.id,
-                    succeeded=report.ok,
-                    attempts=report.attempts,
-                    message=report.message,
-                    error_kind=report.error_kind,
-                    duration=outcome.duration,
-                )
+                try:
+                    await self._store.record_call_outcome(
+                        call.id,
+                        succeeded=report.ok,
+                        attempts=report.attempts,
+                        message=report.message,
+                        error_kind=report.error_kind,
+                        duration=outcome.duration,
+                    )
+                except Exception:
+                    # The user is still told below. The call stays queued in the database, so
+                    # a restart repeats it, which is safe: show/hide is idempotent.
+                    log.exception("could not record the outcome of call %s", call.id)
+                    unrecorded += 1
             await _notify(listener.on_progress(len(reports), total))
         result = ChangeReport(
             change_id=change_id,
@@ -227,8 +233,11 @@ class ChangeService:
             calls=tuple(reports[seq] for seq in sorted(reports)),
             pending=handed_back,
         )
-        if not handed_back:
-            await self._store.mark_change(change_id, ChangeStatus.DONE)
+        if not handed_back and not unrecorded:
+            try:
+                await self._store.mark_change(change_id, ChangeStatus.DONE)
+            except Exception:
+                log.exception("could not mark change %s done; it will be resumed", change_id)
         await _notify(listener.on_finished(result))
         return result
 
