@@ -175,9 +175,9 @@ class ChangeService:
             return None
         if self._credentials is None:
             raise RuntimeError("no wolkvox credentials configured")
-        await self._store.mark_change(change_id, ChangeStatus.RUNNING)
         reports: dict[int, CallReport] = {}
         pending: dict[asyncio.Future[CallOutcome], int] = {}
+        handed_back = unrecorded = 0
         for call in record.calls:
             if call.status in (CallStatus.SUCCEEDED, CallStatus.FAILED):
                 reports[call.seq] = CallReport(
@@ -191,11 +191,14 @@ class ChangeService:
                 )
                 continue
             request = DisplayRequest(call.agent_id, Display(call.display), Button(call.button))
-            ticket = self._dispatcher.submit(self._credentials, request)
+            try:
+                ticket = self._dispatcher.submit(self._credentials, request)
+            except DispatcherClosed:
+                handed_back += 1  # shutting down: it stays queued for the next start
+                continue
             pending[ticket.outcome] = call.seq
         calls_by_seq = {call.seq: call for call in record.calls}
         total = len(record.calls)
-        handed_back = unrecorded = 0
         remaining = set(pending)
         while remaining:
             done, remaining = await asyncio.wait(remaining, return_when=asyncio.FIRST_COMPLETED)

@@ -62,3 +62,19 @@ async def test_a_resumed_change_does_not_repeat_answered_calls(
         resent = [call.agent_id for call in simulator.calls[sent_before:]]
         assert resent == ["1003", "1004"]
         assert "4/4 done" in second.last_message().text
+
+
+async def test_a_change_taken_while_shutting_down_is_kept_for_the_next_start(
+    database_url: str, simulator: Simulator
+) -> None:
+    async with start_harness(database_url=database_url, simulator=simulator) as first:
+        await first.services.dispatcher.aclose(grace=0)  # SIGTERM arrived a moment ago
+        await first.slash("hide dial 1001-1003")
+        await first.idle()
+        assert "3 calls not sent" in first.last_message().text
+    assert simulator.calls == []
+
+    async with start_harness(database_url=database_url, simulator=simulator) as second:
+        await resume_unfinished(second.services, second.services_client())
+        await second.idle()
+        assert "3/3 done" in second.last_message().text
