@@ -11,9 +11,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import render
 from bot.progress import SlackProgress
 from bot.services import Services
-from commands.changes import Accepted, Refused
+from commands.changes import Duplicate, Refused
 from commands.grammar import USAGE, HelpCommand, ParseError
-from storage.changes import Requester
+from storage.changes import ChangeRecord, Requester
 from wolkvox.model import Button, Display
 
 log = logging.getLogger(__name__)
@@ -28,8 +28,9 @@ def build_app(services: Services) -> AsyncApp:
     app = AsyncApp(
         client=client,
         signing_secret=settings.slack_signing_secret,
-        # The listener acks itself as soon as the change is recorded and hands the calls to a
-        # background task, so there is nothing to gain from Bolt's ack-polling mode.
+        # The listener acks itself as soon as the change is recorded; the calls are sent by the
+        # dispatcher and the progress is followed in a background task, so there is nothing to
+        # gain from Bolt's ack-polling mode.
         process_before_response=True,
     )
 
@@ -40,10 +41,14 @@ def build_app(services: Services) -> AsyncApp:
             team_id=body.get("team_id"),
             channel_id=body.get("channel_id"),
         )
-        text = body.get("text") or ""
+        trigger_id = body.get("trigger_id")
         try:
             result = await services.changes.submit(
-                requester, text, response_url=body.get("response_url")
+                requester,
+                body.get("text") or "",
+                response_url=body.get("response_url"),
+                # A slash command delivered twice carries the same trigger_id: one change.
+                idempotency_key=f"slash:{trigger_id}" if trigger_id else None,
             )
         except Exception:
             log.exception("could not take a command")
@@ -60,62 +65,61 @@ def build_app(services: Services) -> AsyncApp:
             await ack(**render.parse_error(result))
         elif isinstance(result, Refused):
             await ack(**render.refused(result.reason))
+        elif isinstance(result, Duplicate):
+            await ack(**render.duplicate(result.change_id))
         else:
             await ack(**render.accepted(result))
-            start_change(
-                services,
-                client,
-                result.change_id,
-                requester,
-                response_url=body.get("response_url"),
-                accepted=result,
-            )
+            for operation in result.operations:
+                services.dispatcher.wake(operation)
+            record = await services.changes.load(result.change_id)
+            if record is not None:
+                follow_change(services, client, record)
 
     return app
 
 
-def start_change(
-    services: Services,
-    client: AsyncWebClient,
-    change_id: int,
-    requester: Requester,
-    *,
-    response_url: str | None,
-    accepted: Accepted | None = None,
-    display: Display | None = None,
-    buttons: tuple[Button, ...] = (),
-) -> None:
-    """Run a recorded change in the background, reporting into its Slack message."""
-    if accepted is not None:
-        display, buttons = accepted.command.display, accepted.command.buttons
-    assert display is not None
+def follow_change(services: Services, client: AsyncWebClient, record: ChangeRecord) -> None:
+    """Report a recorded change's progress into its Slack message, in the background."""
+    change_id = record.id
+
+    async def remember(channel: str, ts: str) -> None:
+        await services.changes.remember_progress_message(change_id, channel, ts)
+
     listener = SlackProgress(
         client,
-        user_id=requester.user_id,
-        channel_id=requester.channel_id,
-        response_url=response_url,
-        display=display,
-        buttons=buttons,
+        user_id=record.requester.user_id,
+        channel_id=record.requester.channel_id,
+        response_url=record.response_url,
+        display=Display(record.display),
+        buttons=tuple(Button(button) for button in record.buttons),
+        posted=record.progress_message,
+        on_posted=remember,
     )
-    services.tasks.spawn(services.changes.run(change_id, listener), name=f"change-{change_id}")
+    services.tasks.spawn(services.changes.follow(change_id, listener), name=f"change-{change_id}")
+
+
+async def adopt_changes(
+    services: Services, client: AsyncWebClient, *, ignore_leases: bool = False
+) -> int:
+    """Follow the changes whose reporter went away (a previous process, a dead replica).
+
+    Their calls need nothing from here: the dispatcher sends queued calls whoever took them.
+    """
+    adopted = await services.changes.adopt(ignore_leases=ignore_leases)
+    for record in adopted:
+        log.info("following change %s (its reporter went away)", record.id)
+        for operation in record.operations:
+            services.dispatcher.serve(operation)
+        follow_change(services, client, record)
+    return len(adopted)
 
 
 async def resume_unfinished(services: Services, client: AsyncWebClient) -> int:
-    """Restart the changes a previous process left unfinished; their requesters get the summary."""
-    resumed = 0
-    for change_id in await services.store.unfinished_change_ids():
-        record = await services.store.load_change(change_id)
-        if record is None:
-            continue
-        log.info("resuming change %s", change_id)
-        start_change(
-            services,
-            client,
-            change_id,
-            record.requester,
-            response_url=record.response_url,
-            display=Display(record.display),
-            buttons=tuple(Button(button) for button in record.buttons),
-        )
-        resumed += 1
-    return resumed
+    """At start: take over every change a previous process left unreported.
+
+    On SQLite there is one process, so whatever is unreported is ours at once; on PostgreSQL other
+    replicas may be alive, so only changes whose reporter's lease ran out are taken.
+    """
+    return await adopt_changes(
+        services, client, ignore_leases=services.database.dialect == "sqlite"
+    )

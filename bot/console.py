@@ -71,6 +71,7 @@ class Console:
         settings = self._settings.model_copy(update=overrides)
         self._services = await Services.create(settings)
         self._app = build_app(self._services)
+        await self._services.start()
         await resume_unfinished(self._services, self._app.client)
         await self._services.tasks.join()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -38,9 +38,13 @@ class SlackProgress:
         response_url: str | None,
         display: Display,
         buttons: Sequence[Button],
+        posted: tuple[str, str] | None = None,
+        on_posted: Callable[[str, str], Awaitable[None]] | None = None,
         min_interval: float = MIN_UPDATE_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``posted``: the (channel, ts) of the message if an earlier process already posted it;
+        ``on_posted`` is told when the message is first posted, so that it can be stored."""
         self._client = client
         self._user_id = user_id
         self._channel_id = channel_id
@@ -49,7 +53,8 @@ class SlackProgress:
         self._buttons = tuple(buttons)
         self._min_interval = min_interval
         self._clock = clock
-        self._posted: tuple[str, str] | None = None  # (channel, ts)
+        self._posted = posted  # (channel, ts)
+        self._on_posted = on_posted
         self._last_update = float("-inf")
 
     async def on_progress(self, done: int, total: int) -> None:
@@ -60,6 +65,9 @@ class SlackProgress:
             return
         self._last_update = now
         await self._show(render.progress(self._display, self._buttons, done, total))
+
+    async def on_interrupted(self, done: int, total: int) -> None:
+        await self._show(render.interrupted(self._display, self._buttons, done, total))
 
     async def on_finished(self, report: ChangeReport) -> None:
         summary = render.report(report)
@@ -95,6 +103,11 @@ class SlackProgress:
             log.exception("Slack Web API unreachable")
             return False
         self._posted = (str(response["channel"]), str(response["ts"]))
+        if self._on_posted is not None:
+            try:
+                await self._on_posted(*self._posted)
+            except Exception:
+                log.exception("could not store where the progress message is")
         return True
 
     async def _open_dm(self) -> str | None:

@@ -122,6 +122,21 @@ def accepted(result: Accepted) -> Message:
     return message(text)
 
 
+def duplicate(change_id: int) -> Message:
+    return message(
+        f":information_source: Already received (change #{change_id}); it runs once. "
+        "Its progress is in the message that follows it."
+    )
+
+
+def interrupted(display: Display, buttons: Sequence[Button], done: int, total: int) -> Message:
+    return message(
+        f":double_vertical_bar: {_VERB[display]} {_buttons(buttons)}: {done}/{total} done. "
+        "agentbox is restarting; the remaining calls stay queued and this message is updated "
+        "when they are done."
+    )
+
+
 def progress(display: Display, buttons: Sequence[Button], done: int, total: int) -> Message:
     return message(
         f":hourglass_flowing_sand: {_VERB[display]} {_buttons(buttons)}: {done}/{total} done"
@@ -145,12 +160,10 @@ def report(result: ChangeReport) -> Message:
             )
         return message(text)
 
-    icon = ":white_check_mark:" if result.failed == 0 and result.pending == 0 else ":warning:"
+    icon = ":white_check_mark:" if result.failed == 0 else ":warning:"
     headline = f"{icon} {result.display.value.capitalize()}: {result.succeeded}/{result.total} done"
     if result.failed:
         headline += f", {result.failed} failed"
-    if result.pending:
-        headline += f", {result.pending} not sent"
 
     groups: dict[tuple[Button, bool, str], list[str]] = defaultdict(list)
     for call in calls:
@@ -164,12 +177,6 @@ def report(result: ChangeReport) -> Message:
             )
         else:
             lines.append(f":x: `{button.value}` failed for {_who(agents)}: {text}")
-    if result.pending:
-        lines.append(
-            f":double_vertical_bar: {result.pending} call{'s' if result.pending != 1 else ''} "
-            "not sent because agentbox was stopping; they stay queued and are sent when it "
-            "starts again."
-        )
     body = _fit(lines)
     return message(f"{headline}\n{body}")
 

@@ -14,8 +14,9 @@ import signal
 
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
 
-from bot.app import build_app, resume_unfinished
+from bot.app import adopt_changes, build_app, resume_unfinished
 from bot.http import build_web_app
 from bot.services import Services
 from bot.settings import Settings
@@ -68,6 +69,10 @@ async def serve(
 
     services = await Services.create(settings)
     bolt_app = build_app(services)
+    # Take over what a previous process left before taking new requests.
+    await services.start()
+    await resume_unfinished(services, bolt_app.client)
+    adopter = asyncio.create_task(_adopt_forever(services, bolt_app), name="adopt-changes")
     socket_mode = bool(settings.slack_app_token)
     runner = web.AppRunner(build_web_app(services, None if socket_mode else bolt_app))
     await runner.setup()
@@ -84,11 +89,11 @@ async def serve(
     if socket_mode:
         handler = AsyncSocketModeHandler(bolt_app, settings.slack_app_token)
         await handler.connect_async()  # type: ignore[no-untyped-call]
-    await resume_unfinished(services, bolt_app.client)
     try:
         await stop.wait()
     finally:
         log.info("shutting down")
+        adopter.cancel()
         if handler is not None:
             await handler.close_async()  # type: ignore[no-untyped-call]
         await runner.shutdown()
@@ -96,3 +101,14 @@ async def serve(
         await runner.cleanup()
         if simulator is not None:
             await simulator.stop()
+
+
+async def _adopt_forever(services: Services, bolt_app: AsyncApp) -> None:
+    """Every third of a lease, take over the changes whose reporter went silent (a dead replica)."""
+    interval = services.changes.lease / 3
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await adopt_changes(services, bolt_app.client)
+        except Exception:
+            log.exception("could not look for changes to take over")

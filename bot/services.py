@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import socket
 from dataclasses import dataclass
 
 from bot.settings import Settings
 from bot.tasks import TaskGroup
 from commands.changes import ChangeService
+from commands.operations import Operations
 from commands.permissions import AdminListPolicy
+from storage import migrate
 from storage.changes import ChangeStore
 from storage.database import Database
+from storage.queue import CallQueue
+from storage.signals import Signals
+from storage.slots import SlotLocks
 from wolkvox.client import CALL_DEADLINE_SECONDS, WolkvoxClient
-from wolkvox.dispatcher import Dispatcher, RetryPolicy
+from wolkvox.dispatcher import Dispatcher
 from wolkvox.model import Credentials
+from wolkvox.retrying import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -21,11 +30,20 @@ log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_SECONDS = 10.0
 
 
+def new_replica_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
 @dataclass
 class Services:
     settings: Settings
+    replica_id: str
     database: Database
+    signals: Signals
+    slots: SlotLocks
+    queue: CallQueue
     store: ChangeStore
+    operations: Operations
     wolkvox: WolkvoxClient
     dispatcher: Dispatcher
     changes: ChangeService
@@ -39,26 +57,59 @@ class Services:
         retry: RetryPolicy | None = None,
         wolkvox_deadline: float = CALL_DEADLINE_SECONDS,
     ) -> Services:
+        replica_id = new_replica_id()
         database = Database(settings.database_url)
-        await database.create_schema()
-        store = ChangeStore(database)
-        wolkvox = WolkvoxClient(settings.wolkvox_base_url, deadline=wolkvox_deadline)
-        dispatcher = Dispatcher(
-            wolkvox, concurrency=settings.wolkvox_concurrency, retry=retry or RetryPolicy()
-        )
-        credentials = None
+        if settings.agentbox_migrate_on_start:
+            await migrate.upgrade(database)
+        signals = Signals(database.url)
+        slots = SlotLocks(database.url)
+        queue = CallQueue(database, signals)
+        store = ChangeStore(database, signals)
+        default = None
         if settings.wolkvox_server and settings.wolkvox_token:
-            credentials = Credentials(settings.wolkvox_server, settings.wolkvox_token)
+            default = Credentials(settings.wolkvox_server, settings.wolkvox_token)
         else:
             log.warning("WOLKVOX_SERVER/WOLKVOX_TOKEN not set: changes will be refused")
-        changes = ChangeService(
-            store, dispatcher, AdminListPolicy(settings.agentbox_admins), credentials
+        operations = Operations(default)
+        wolkvox = WolkvoxClient(settings.wolkvox_base_url, deadline=wolkvox_deadline)
+        dispatcher = Dispatcher(
+            queue,
+            slots,
+            signals,
+            wolkvox,
+            operations.credentials_for,
+            replica_id=replica_id,
+            concurrency=settings.wolkvox_concurrency,
+            retry=retry,
+            poll_interval=settings.agentbox_poll_seconds,
         )
-        return cls(settings, database, store, wolkvox, dispatcher, changes, TaskGroup())
+        changes = ChangeService(
+            store,
+            queue,
+            signals,
+            AdminListPolicy(settings.agentbox_admins),
+            operations,
+            replica_id=replica_id,
+            concurrency=settings.wolkvox_concurrency,
+            lease=settings.agentbox_reporter_lease_seconds,
+        )
+        return cls(
+            settings, replica_id, database, signals, slots, queue, store, operations, wolkvox,
+            dispatcher, changes, TaskGroup(),
+        )  # fmt: skip
+
+    async def start(self) -> None:
+        """Listen for other replicas and serve every operation that has calls waiting."""
+        await self.signals.start()
+        for operation in {*self.operations.names, *await self.queue.operations_with_work()}:
+            self.dispatcher.serve(operation)
 
     async def aclose(self, grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
-        """Stop the calls (in-flight ones get ``grace`` seconds), let reports go out, close."""
+        """Stop sending calls (in-flight ones get ``grace`` seconds), hand changes over, close."""
         await self.dispatcher.aclose(grace)
+        self.changes.stop_following()
         await self.tasks.aclose(grace)
+        await self.slots.aclose()
+        await self.signals.aclose()
         await self.wolkvox.aclose()
         await self.database.dispose()

@@ -32,6 +32,13 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     agentbox_admins: Annotated[frozenset[str], NoDecode] = frozenset()
 
+    #: Apply database migrations when the app starts (else run `agentbox db upgrade` first).
+    agentbox_migrate_on_start: bool = True
+    #: How long a replica may go silent before another one takes over reporting its changes.
+    agentbox_reporter_lease_seconds: float = Field(default=30.0, gt=0)
+    #: How often idle workers look at the queue even without a wake-up signal.
+    agentbox_poll_seconds: float = Field(default=1.0, gt=0)
+
     @field_validator("agentbox_admins", mode="before")
     @classmethod
     def _split_admins(cls, value: object) -> object:

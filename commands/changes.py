@@ -1,8 +1,12 @@
-"""The life of a change: understood, allowed, recorded, sent to wolkvox call by call, reported.
+"""The life of a change: understood, allowed, recorded; then followed until every call is answered.
 
-``submit`` does everything that must happen before Slack gets its acknowledgement (parse, permission
-check, the durable record); ``run`` does the calls afterwards and reports progress to a listener.
-Neither knows about Slack: the bot and the console turn their results into messages.
+``submit`` does everything that must happen before Slack gets its acknowledgement (parse,
+permission check, the durable record of the change and its queued calls). The calls themselves are
+sent by the dispatcher (wolkvox/dispatcher.py) from the database queue, by whichever replica holds
+the token's slot. ``follow`` reports a change's progress to a listener until its summary is out;
+a replica follows the changes it took, and adopts those whose reporter went away.
+
+Nothing here knows about Slack: the bot and the console turn results into messages.
 """
 
 from __future__ import annotations
@@ -10,20 +14,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Protocol
 
 from commands.grammar import ChangeCommand, HelpCommand, ParseError, parse
+from commands.operations import Operations
 from commands.permissions import ChangePolicy
-from storage.changes import ChangeStore, PlannedCall, Requester
-from storage.models import CallStatus, ChangeStatus, Decision
-from wolkvox.dispatcher import CallOutcome, Dispatcher, DispatcherClosed
-from wolkvox.model import Button, Credentials, Display, DisplayRequest
+from storage.changes import ChangeRecord, ChangeStore, PlannedCall, Requester
+from storage.models import CallStatus, Decision
+from storage.queue import CallQueue
+from storage.signals import CHANGE, Signals, wait
+from wolkvox.model import Button, Display
 
 log = logging.getLogger(__name__)
 
-DEFAULT_OPERATION = "default"
+#: Before any call was measured, estimates assume this many seconds per call.
+DEFAULT_CALL_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,7 @@ class Accepted:
 
     change_id: int
     command: ChangeCommand
+    operations: tuple[str, ...]
     total_calls: int
     ahead: int
     estimated_wait: float
@@ -41,11 +50,18 @@ class Accepted:
 
 
 @dataclass(frozen=True)
+class Duplicate:
+    """The same Slack delivery arrived again; ``change_id`` is the change the first one made."""
+
+    change_id: int
+
+
+@dataclass(frozen=True)
 class Refused:
     reason: str
 
 
-SubmitResult = Accepted | Refused | HelpCommand | ParseError
+SubmitResult = Accepted | Duplicate | Refused | HelpCommand | ParseError
 
 
 @dataclass(frozen=True)
@@ -61,13 +77,12 @@ class CallReport:
 
 @dataclass(frozen=True)
 class ChangeReport:
-    """What became of every call of a change. ``pending`` calls were handed back at shutdown."""
+    """What became of every call of a change."""
 
     change_id: int
     requester: Requester
     display: Display
     calls: tuple[CallReport, ...]
-    pending: int = 0
 
     @property
     def succeeded(self) -> int:
@@ -79,7 +94,7 @@ class ChangeReport:
 
     @property
     def total(self) -> int:
-        return len(self.calls) + self.pending
+        return len(self.calls)
 
 
 class ProgressListener(Protocol):
@@ -87,24 +102,65 @@ class ProgressListener(Protocol):
 
     async def on_progress(self, done: int, total: int) -> None: ...
 
+    async def on_interrupted(self, done: int, total: int) -> None: ...
+
     async def on_finished(self, report: ChangeReport) -> None: ...
+
+
+def report_of(record: ChangeRecord) -> ChangeReport:
+    return ChangeReport(
+        change_id=record.id,
+        requester=record.requester,
+        display=Display(record.display),
+        calls=tuple(
+            CallReport(
+                agent_id=call.agent_id,
+                button=Button(call.button),
+                display=Display(call.display),
+                ok=call.status == CallStatus.SUCCEEDED,
+                message=call.message or "",
+                error_kind=call.error_kind,
+                attempts=call.attempts,
+            )
+            for call in record.calls
+        ),
+    )
 
 
 class ChangeService:
     def __init__(
         self,
         store: ChangeStore,
-        dispatcher: Dispatcher,
+        queue: CallQueue,
+        signals: Signals,
         policy: ChangePolicy,
-        credentials: Credentials | None,
+        operations: Operations,
+        *,
+        replica_id: str,
+        concurrency: int,
+        lease: float,
     ) -> None:
         self._store = store
-        self._dispatcher = dispatcher
+        self._queue = queue
+        self._signals = signals
         self._policy = policy
-        self._credentials = credentials
+        self._operations = operations
+        self._replica_id = replica_id
+        self._concurrency = concurrency
+        self._lease = lease
+        self._stopping = asyncio.Event()
+
+    @property
+    def lease(self) -> float:
+        return self._lease
 
     async def submit(
-        self, requester: Requester, text: str, *, response_url: str | None = None
+        self,
+        requester: Requester,
+        text: str,
+        *,
+        response_url: str | None = None,
+        idempotency_key: str | None = None,
     ) -> SubmitResult:
         """Understand and authorize a command and, if it may run, record it durably."""
         parsed = parse(text)
@@ -120,151 +176,118 @@ class ChangeService:
             )
             return parsed
         verdict = self._policy.may_change(requester, parsed)
-        if verdict.allowed and self._credentials is None:
-            verdict = type(verdict)(
-                False,
-                "No wolkvox operation is configured (`WOLKVOX_SERVER` and `WOLKVOX_TOKEN`), "
-                "so there is nowhere to send the change. Ask the operator to set them.",
+        routes = {agent: self._operations.route(agent) for agent in parsed.agents}
+        unrouted = sorted(agent for agent, operation in routes.items() if operation is None)
+        reason = verdict.reason
+        if verdict.allowed and unrouted:
+            reason = (
+                "No wolkvox operation is configured (`WOLKVOX_SERVER` and `WOLKVOX_TOKEN`), so "
+                "there is nowhere to send the change. Ask the operator to set them."
             )
-        if not verdict.allowed:
+        if not verdict.allowed or unrouted:
             await self._store.record_attempt(
-                requester,
-                action="change",
-                text=text,
-                decision=Decision.REFUSED,
-                reason=verdict.reason,
+                requester, action="change", text=text, decision=Decision.REFUSED, reason=reason
             )
-            return Refused(verdict.reason)
+            return Refused(reason)
 
         planned = [
-            PlannedCall(DEFAULT_OPERATION, agent, button.value, parsed.display.value)
+            PlannedCall(routes[agent] or "", agent, button.value, parsed.display.value)
             for agent in parsed.agents
             for button in parsed.buttons
         ]
-        record = await self._store.record_change(
+        recorded = await self._store.record_change(
             requester,
             text=text,
             display=parsed.display.value,
             buttons=[button.value for button in parsed.buttons],
             calls=planned,
             response_url=response_url,
+            idempotency_key=idempotency_key,
+            reporter_id=self._replica_id,
+            lease=self._lease,
         )
-        assert self._credentials is not None
-        info = self._dispatcher.queue_info(self._credentials)
-        ahead = info.waiting + info.in_flight
-        per_slot = info.mean_duration / self._dispatcher.concurrency
+        if recorded.duplicate:
+            return Duplicate(recorded.change_id)
+        operations = tuple(sorted({call.operation for call in planned}))
+        # The estimate speaks of the busiest operation the change touches.
+        ahead, mean = 0, None
+        for operation in operations:
+            op_ahead, op_mean = await self._queue.backlog(operation, recorded.change_id)
+            if op_ahead >= ahead:
+                ahead, mean = op_ahead, op_mean if op_mean is not None else mean
+        per_call = mean if mean is not None else DEFAULT_CALL_SECONDS
         return Accepted(
-            change_id=record.id,
+            change_id=recorded.change_id,
             command=parsed,
+            operations=operations,
             total_calls=len(planned),
             ahead=ahead,
-            estimated_wait=math.ceil(ahead / self._dispatcher.concurrency) * info.mean_duration,
-            estimated_duration=(ahead + len(planned)) * per_slot,
-            estimates_measured=info.measured,
+            estimated_wait=math.ceil(ahead / self._concurrency) * per_call,
+            estimated_duration=(ahead + len(planned)) * per_call / self._concurrency,
+            estimates_measured=mean is not None,
         )
 
-    async def run(self, change_id: int, listener: ProgressListener) -> ChangeReport | None:
-        """Send a recorded change's outstanding calls and report as they are answered.
+    async def follow(self, change_id: int, listener: ProgressListener) -> ChangeReport | None:
+        """Report a change's progress until its summary is delivered.
 
-        Calls already answered (a change resumed after a restart) are not sent again; calls that
-        were queued or in flight are. Repeating an in-flight call is safe because show/hide is
-        idempotent on wolkvox's side: hiding a hidden button leaves it hidden.
+        Returns None when this replica stops first (shutdown: the listener is told, and the lease is
+        released so another replica goes on at once) or when another replica took the change over.
         """
-        record = await self._store.load_change(change_id)
-        if record is None:
-            return None
-        if self._credentials is None:
-            raise RuntimeError("no wolkvox credentials configured")
-        reports: dict[int, CallReport] = {}
-        pending: dict[asyncio.Future[CallOutcome], int] = {}
-        handed_back = unrecorded = 0
-        for call in record.calls:
-            if call.status in (CallStatus.SUCCEEDED, CallStatus.FAILED):
-                reports[call.seq] = CallReport(
-                    call.agent_id,
-                    Button(call.button),
-                    Display(call.display),
-                    call.status == CallStatus.SUCCEEDED,
-                    call.message or "",
-                    call.error_kind,
-                    call.attempts,
-                )
-                continue
-            request = DisplayRequest(call.agent_id, Display(call.display), Button(call.button))
-            try:
-                ticket = self._dispatcher.submit(self._credentials, request)
-            except DispatcherClosed:
-                handed_back += 1  # shutting down: it stays queued for the next start
-                continue
-            pending[ticket.outcome] = call.seq
-        calls_by_seq = {call.seq: call for call in record.calls}
-        total = len(record.calls)
-        remaining = set(pending)
-        while remaining:
-            done, remaining = await asyncio.wait(remaining, return_when=asyncio.FIRST_COMPLETED)
-            for future in done:
-                seq = pending[future]
-                try:
-                    outcome = future.result()
-                except DispatcherClosed:
-                    # Handed back at shutdown: the call stays queued in the database and runs
-                    # again when the change is resumed.
-                    handed_back += 1
-                    continue
-                call = calls_by_seq[seq]
-                report = _report(outcome)
-                reports[seq] = report
-                try:
-                    await self._store.record_call_outcome(
-                        call.id,
-                        succeeded=report.ok,
-                        attempts=report.attempts,
-                        message=report.message,
-                        error_kind=report.error_kind,
-                        duration=outcome.duration,
-                    )
-                except Exception:
-                    # The user is still told below. The call stays queued in the database, so
-                    # a restart repeats it, which is safe: show/hide is idempotent.
-                    log.exception("could not record the outcome of call %s", call.id)
-                    unrecorded += 1
-            await _notify(listener.on_progress(len(reports), total))
-        result = ChangeReport(
-            change_id=change_id,
-            requester=record.requester,
-            display=Display(record.display),
-            calls=tuple(reports[seq] for seq in sorted(reports)),
-            pending=handed_back,
-        )
-        if not handed_back and not unrecorded:
-            try:
-                await self._store.mark_change(change_id, ChangeStatus.DONE)
-            except Exception:
-                log.exception("could not mark change %s done; it will be resumed", change_id)
-        await _notify(listener.on_finished(result))
-        return result
+        key = str(change_id)
+        renewed = time.monotonic()
+        try:
+            while True:
+                changed = self._signals.waiter(CHANGE, key)  # before reading: no wake-up missed
+                done, total = await self._store.progress(change_id)
+                if total == 0:
+                    return None
+                if done >= total:
+                    record = await self._store.load_change(change_id)
+                    assert record is not None
+                    report = report_of(record)
+                    await _notify(listener.on_finished(report))
+                    await self._store.finish(change_id)
+                    return report
+                if self._stopping.is_set():
+                    await _notify(listener.on_interrupted(done, total))
+                    await self._store.release_lease(change_id, self._replica_id)
+                    return None
+                await _notify(listener.on_progress(done, total))
+                await wait(changed, self._lease / 3)  # stop_following() fires it too
+                if time.monotonic() - renewed > self._lease / 3:
+                    if not await self._store.renew_lease(change_id, self._replica_id, self._lease):
+                        log.info("change %s is reported by another replica now", change_id)
+                        return None
+                    renewed = time.monotonic()
+        finally:
+            self._signals.forget(CHANGE, key)
 
+    def stop_following(self) -> None:
+        """Shutdown: every ``follow`` tells its listener and hands the change over."""
+        self._stopping.set()
+        for pulse_key in list(self._signals.keys(CHANGE)):
+            self._signals.notify(CHANGE, pulse_key)
 
-def _report(outcome: CallOutcome) -> CallReport:
-    request = outcome.request
-    if outcome.result is not None:
-        message, kind = outcome.result.message, None
-    else:
-        assert outcome.error is not None
-        message, kind = outcome.error.user_message, outcome.error.kind
-    return CallReport(
-        agent_id=request.agent_id,
-        button=request.button,
-        display=request.display,
-        ok=outcome.ok,
-        message=message,
-        error_kind=kind,
-        attempts=outcome.attempts,
-    )
+    async def adopt(self, *, ignore_leases: bool = False) -> list[ChangeRecord]:
+        """Changes this replica should now report (their reporter went away)."""
+        adopted = []
+        for change_id in await self._store.adopt_unreported(
+            self._replica_id, self._lease, ignore_leases=ignore_leases
+        ):
+            record = await self._store.load_change(change_id)
+            if record is not None:
+                adopted.append(record)
+        return adopted
+
+    async def load(self, change_id: int) -> ChangeRecord | None:
+        return await self._store.load_change(change_id)
+
+    async def remember_progress_message(self, change_id: int, channel: str, ts: str) -> None:
+        await self._store.set_progress_message(change_id, channel, ts)
 
 
 async def _notify(notification: Awaitable[None]) -> None:
-    """Run a listener callback; a failure to report must never stop the calls themselves."""
+    """Run a listener callback; a failure to report must never stop the reporting loop."""
     try:
         await notification
     except Exception:

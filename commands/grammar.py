@@ -8,6 +8,8 @@ same command). Each word is one of:
 - a *button* word: ``dial``, ``disposition``, ``hungup``, or ``all`` for the three;
 - a *target*: an agent id (``1001``, 1 to 15 ASCII digits, leading zeros kept as typed) or an
   inclusive range (``1001-1010``), separated by spaces and/or commas;
+- a *range* word (``to``, ``through``, ``thru``, ``a``, ``al``, ``hasta``) standing between two
+  agent ids: ``1001 to 1010`` is the range ``1001-1010``, anywhere else it is an error;
 - a *help* word (``help``, ``ayuda``, ``?``, ``-h``, ``--help``): the whole command becomes help.
 
 Bound: one command reaches at most :data:`MAX_AGENTS` (500) distinct agents. Every agent costs
@@ -27,13 +29,15 @@ vocabulary table :data:`VOCABULARY` (where new verbs, flags and aliases go), :fu
 from __future__ import annotations
 
 import difflib
+import heapq
 import html
 import logging
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from itertools import islice
 
 from wolkvox.model import Button, Display
 
@@ -107,6 +111,7 @@ class WordKind(Enum):
     HELP = "help"
     DISPLAY = "display"
     BUTTON = "button"
+    RANGE = "range"
 
 
 @dataclass(frozen=True)
@@ -144,6 +149,7 @@ VOCABULARY: tuple[tuple[Lexeme, tuple[str, ...]], ...] = (
         ("hungup", "hung-up", "hangup", "hang-up", "hang_up", "colgar", "cuelgue"),
     ),
     (Lexeme(WordKind.BUTTON, "all", buttons=_ALL_BUTTONS), ("all", "todo", "todos", "todas")),
+    (Lexeme(WordKind.RANGE, "to"), ("to", "through", "thru", "a", "al", "hasta")),
 )
 """Every word the grammar knows, as (meaning, aliases). Aliases are written as a user would write
 them; matching is on :func:`normalize`, so case and accents do not matter. The first alias spelled a
@@ -209,6 +215,36 @@ def tokenize(text: str) -> list[Token]:
     return [Token(raw=word, norm=normalize(word)) for word in _split(_clean(text))]
 
 
+def _is_range_word(token: Token) -> bool:
+    lexeme = _LEXICON.get(token.norm)
+    return lexeme is not None and lexeme.kind is WordKind.RANGE
+
+
+def _join_ranges(tokens: Sequence[Token]) -> list[Token]:
+    """Read ``1001 to 1010`` as the single target ``1001-1010``. A range word that does not
+    stand between two agent ids is left in place, for the caller to refuse with
+    :func:`_misplaced_range_word`."""
+    joined: list[Token] = []
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        following = tokens[index + 1] if index + 1 < len(tokens) else None
+        if (
+            _is_range_word(token)
+            and joined
+            and _ID.fullmatch(joined[-1].raw)
+            and following is not None
+            and _ID.fullmatch(following.raw)
+        ):
+            word = f"{joined[-1].raw}-{following.raw}"
+            joined[-1] = Token(raw=word, norm=word)
+            index += 2
+        else:
+            joined.append(token)
+            index += 1
+    return joined
+
+
 # --------------------------------------------------------------------------- messages
 
 
@@ -223,21 +259,40 @@ def _quote(word: str, limit: int = 40) -> str:
 
 _HELP_HINT = f"Type `{COMMAND} help` for examples."
 
+_SHORTEST_SUGGESTED = 4
+"""Words shorter than this get no "did you mean": difflib matches very short words to misleading
+ones (``tod`` → ``todo``, which means *all buttons*)."""
+
 
 def _unknown_word(word: str) -> ParseError:
-    matches = difflib.get_close_matches(normalize(word), list(_LEXICON), n=1)
+    norm = normalize(word)
+    matches = (
+        difflib.get_close_matches(norm, list(_LEXICON), n=1)
+        if len(norm) >= _SHORTEST_SUGGESTED
+        else []
+    )
     suggestion = _SPELLING[matches[0]] if matches else None
     message = f"I don't understand {_quote(word)}"
     if suggestion is not None:
         message += f" — did you mean `{suggestion}`?"
     elif any(ch.isdigit() for ch in word):
         message += ". Agent ids are digits only, like `1001`, and a range is written `1001-1010`."
+    elif len(norm) < _SHORTEST_SUGGESTED:
+        message += "."
     else:
         message += (
             f". A command looks like `{COMMAND} hide disposition 1001`:"
             " `show` or `hide`, then `dial`, `disposition`, `hungup` or `all`, then agent ids."
         )
     return ParseError(f"{message} {_HELP_HINT}", word=word, suggestion=suggestion)
+
+
+def _misplaced_range_word(word: str) -> ParseError:
+    return ParseError(
+        f"{_quote(word)} must stand between two agent ids, like `1001 {word} 1010` "
+        f"(or `1001-1010`). {_HELP_HINT}",
+        word=word,
+    )
 
 
 USAGE: str = f"""*agentbox* shows or hides buttons in your agents' wolkvox softphone.
@@ -247,7 +302,7 @@ USAGE: str = f"""*agentbox* shows or hides buttons in your agents' wolkvox softp
 • *buttons:* `dial` (`llamar`, `marcar`), `disposition` (`dispo`, `tipificación`), \
 `hungup` (`hangup`, `colgar`), or `all` (`todos`) — one or several
 • *agents:* ids like `1001`, lists like `1001 1002` or `1001,1002`, ranges like `1001-1010` \
-(at most {MAX_AGENTS} agents per command)
+or `1001 to 1010` (at most {MAX_AGENTS} agents per command)
 
 *Examples:*
 • `{COMMAND} hide disposition 1001`
@@ -322,22 +377,98 @@ def _merge(pieces: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
+_Runs = Mapping[int, Sequence[tuple[int, int]]]
+"""Merged inclusive (low, high) runs of agent numbers, keyed by the length of their id strings."""
+
+_LITERAL_RUNS = 3
+"""Most runs a part of the split advice may hold to be shown as targets to type."""
+
+
+def _numbers(length: int, pieces: Sequence[tuple[int, int]]) -> Iterator[tuple[int, int]]:
+    for low, high in pieces:
+        for number in range(low, high + 1):
+            yield number, length
+
+
+def _ordered(runs: _Runs) -> Iterator[tuple[int, int]]:
+    """Every (number, length) of ``runs`` lazily, in the order agents are sorted in."""
+    return heapq.merge(*(_numbers(length, pieces) for length, pieces in runs.items()))
+
+
+def _id(number: int, length: int) -> str:
+    return str(number).zfill(length)
+
+
+def _render(pieces: Iterable[tuple[int, int, int]]) -> list[str]:
+    """Write (length, low, high) pieces as target words. Pieces of unpadded ids (``9``, ``10-99``,
+    ``100-500``) that follow each other are joined (``1-500``); padded ones are written alone."""
+    natural: list[tuple[int, int]] = []
+    padded: list[str] = []
+    for length, low, high in pieces:
+        if len(str(low)) == length:
+            natural.append((low, high))
+        elif low == high:
+            padded.append(_id(low, length))
+        else:
+            padded.append(f"{_id(low, length)}-{_id(high, length)}")
+    words = [str(low) if low == high else f"{low}-{high}" for low, high in _merge(natural)]
+    return words + padded
+
+
+def _cut(runs: _Runs, cut: tuple[int, int]) -> tuple[list[str], list[str]]:
+    """Split ``runs`` after the id ``cut`` (a (number, length) pair, compared as agents are
+    sorted) and write both sides as target words, without expanding anything."""
+    number, cut_length = cut
+    head: list[tuple[int, int, int]] = []
+    tail: list[tuple[int, int, int]] = []
+    for length, pieces in sorted(runs.items()):
+        # An id of this length is at or before the cut up to `last_head`, after it from there on.
+        last_head = number if length <= cut_length else number - 1
+        for low, high in pieces:
+            if low <= min(high, last_head):
+                head.append((length, low, min(high, last_head)))
+            if max(low, last_head + 1) <= high:
+                tail.append((length, max(low, last_head + 1), high))
+    return _render(head), _render(tail)
+
+
+def _split_advice(runs: _Runs, count: int) -> str:
+    """Advise how to split an over-the-bound set into commands, built from the user's own ids:
+    its first :data:`MAX_AGENTS` ids, then the rest. A part is shown as targets to type when it
+    is short, and otherwise by its first ids: never as one wide range, which could reach agents
+    the user did not name."""
+    ids = list(islice(_ordered(runs), MAX_AGENTS + 1))
+    first, cut, rest = ids[0], ids[MAX_AGENTS - 1], ids[MAX_AGENTS]
+    head, tail = _cut(runs, cut)
+    if len(head) <= _LITERAL_RUNS:
+        head_text = f"`{' '.join(head)}`"
+    else:
+        head_text = f"your first {MAX_AGENTS} ids, `{_id(*first)}` to `{_id(*cut)}`"
+    if len(tail) <= _LITERAL_RUNS and count - MAX_AGENTS <= MAX_AGENTS:
+        tail_text = f"`{' '.join(tail)}`"
+    else:
+        tail_text = f"the rest, from `{_id(*rest)}`"
+    return f"for example {head_text}, then {tail_text}"
+
+
 def parse_targets(words: Iterable[str]) -> tuple[str, ...] | ParseError:
     """Read target words into de-duplicated agent ids sorted numerically, or explain what is wrong.
 
-    Each word may itself hold several targets separated by spaces or commas. Ids keep their
-    leading zeros, so ``01001`` and ``1001`` are distinct ids (wolkvox ids are strings). The
-    distinct count is computed from merged ranges before any is expanded, so a huge range costs
-    no memory.
+    Each word may itself hold several targets separated by spaces or commas, and ``1001 to 1010``
+    is the range ``1001-1010``. Ids keep their leading zeros, so ``01001`` and ``1001`` are
+    distinct ids (wolkvox ids are strings). The distinct count is computed from merged ranges
+    before any is expanded, so a huge range costs no memory.
     """
     by_length: dict[int, list[tuple[int, int]]] = {}
-    for word in words:
-        for part in _split(word):
-            span = _span(part)
-            if isinstance(span, ParseError):
-                return span
-            for length, low, high in _classes(span):
-                by_length.setdefault(length, []).append((low, high))
+    parts = [Token(raw=part, norm=normalize(part)) for word in words for part in _split(word)]
+    for part in _join_ranges(parts):
+        if _is_range_word(part):
+            return _misplaced_range_word(part.raw)
+        span = _span(part.raw)
+        if isinstance(span, ParseError):
+            return span
+        for length, low, high in _classes(span):
+            by_length.setdefault(length, []).append((low, high))
     if not by_length:
         return ParseError(
             "Say which agents: ids like `1001`, lists like `1001,1002` or ranges like "
@@ -349,7 +480,7 @@ def parse_targets(words: Iterable[str]) -> tuple[str, ...] | ParseError:
         return ParseError(
             f"That is {count:,} agents, and one command can change at most {MAX_AGENTS}. "
             f"Split it into several commands of at most {MAX_AGENTS} agents each "
-            f"(for example `1-{MAX_AGENTS}`, then `{MAX_AGENTS + 1}-{2 * MAX_AGENTS}`)."
+            f"({_split_advice(runs, count)})."
         )
     agents = [
         str(number).zfill(length)
@@ -390,13 +521,15 @@ def _parse_change(tokens: Sequence[Token]) -> Parsed:
     displays: dict[Display, str] = {}
     buttons: set[Button] = set()
     targets: list[str] = []
-    for token in tokens:
+    for token in _join_ranges(tokens):
         if _TARGET.fullmatch(token.raw):
             targets.append(token.raw)
             continue
         lexeme = _LEXICON.get(token.norm)
         if lexeme is None:
             return _unknown_word(token.raw)
+        if lexeme.kind is WordKind.RANGE:
+            return _misplaced_range_word(token.raw)
         if lexeme.kind is WordKind.DISPLAY and lexeme.display is not None:
             displays.setdefault(lexeme.display, token.raw)
         elif lexeme.kind is WordKind.BUTTON:

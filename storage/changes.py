@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import Integer, and_, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import ColumnElement
 
 from storage.database import Database
 from storage.models import AuditEvent, Call, CallStatus, Change, ChangeStatus, Decision, utcnow
+from storage.signals import Signals
+from wolkvox.dispatcher import WORK
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,10 @@ class CallRecord:
     error_kind: str | None
     message: str | None
 
+    @property
+    def answered(self) -> bool:
+        return self.status in (CallStatus.SUCCEEDED, CallStatus.FAILED)
+
 
 @dataclass(frozen=True)
 class ChangeRecord:
@@ -58,7 +66,18 @@ class ChangeRecord:
     display: str
     buttons: tuple[str, ...]
     status: str
+    progress_message: tuple[str, str] | None
     calls: tuple[CallRecord, ...]
+
+    @property
+    def operations(self) -> tuple[str, ...]:
+        return tuple(sorted({call.operation for call in self.calls}))
+
+
+@dataclass(frozen=True)
+class Recorded:
+    change_id: int
+    duplicate: bool = False
 
 
 def _call_record(call: Call) -> CallRecord:
@@ -77,10 +96,11 @@ def _call_record(call: Call) -> CallRecord:
 
 
 class ChangeStore:
-    """The storage side of a change's life: recorded, its calls answered one by one, finished."""
+    """The storage side of a change's life, apart from the queue (storage/queue.py)."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, signals: Signals) -> None:
         self._db = database
+        self._signals = signals
 
     async def record_change(
         self,
@@ -91,54 +111,74 @@ class ChangeStore:
         buttons: Sequence[str],
         calls: Sequence[PlannedCall],
         response_url: str | None,
-    ) -> ChangeRecord:
-        """Store a change, its calls and the audit event that allowed it, in one transaction."""
-        async with self._db.transaction() as session:
-            change = Change(
-                slack_team_id=requester.team_id,
-                slack_user_id=requester.user_id,
-                slack_channel_id=requester.channel_id,
-                response_url=response_url,
-                text=text,
-                display=display,
-                buttons=",".join(buttons),
-                status=ChangeStatus.QUEUED,
-                calls=[
-                    Call(
-                        seq=seq,
-                        operation=planned.operation,
-                        agent_id=planned.agent_id,
-                        button=planned.button,
-                        display=planned.display,
-                        status=CallStatus.QUEUED,
-                        attempts=0,
-                    )
-                    for seq, planned in enumerate(calls)
-                ],
-            )
-            session.add(change)
-            await session.flush()
-            session.add(
-                AuditEvent(
+        idempotency_key: str | None,
+        reporter_id: str,
+        lease: float,
+    ) -> Recorded:
+        """Store a change, its queued calls and the audit event that allowed it, atomically.
+
+        A second delivery with the same ``idempotency_key`` stores nothing and names the change
+        the first one made. The caller becomes the change's reporter for ``lease`` seconds.
+        """
+        try:
+            async with self._db.transaction() as session:
+                change = Change(
                     slack_team_id=requester.team_id,
                     slack_user_id=requester.user_id,
                     slack_channel_id=requester.channel_id,
-                    action="change",
+                    response_url=response_url,
                     text=text,
-                    decision=Decision.ALLOWED,
-                    change_id=change.id,
+                    display=display,
+                    buttons=",".join(buttons),
+                    status=ChangeStatus.QUEUED,
+                    idempotency_key=idempotency_key,
+                    reporter_id=reporter_id,
+                    reporter_lease_until=utcnow() + timedelta(seconds=lease),
                 )
-            )
-            return ChangeRecord(
-                id=change.id,
-                requester=requester,
-                response_url=response_url,
-                text=text,
-                display=display,
-                buttons=tuple(buttons),
-                status=change.status,
-                calls=tuple(_call_record(call) for call in change.calls),
-            )
+                session.add(change)
+                await session.flush()
+                # One multi-row INSERT (Core, not one ORM object per call): 1,500 calls stay cheap.
+                await session.execute(
+                    insert(Call),
+                    [
+                        {
+                            "change_id": change.id,
+                            "seq": seq,
+                            "operation": planned.operation,
+                            "agent_id": planned.agent_id,
+                            "button": planned.button,
+                            "display": planned.display,
+                            "status": CallStatus.QUEUED,
+                            "attempts": 0,
+                        }
+                        for seq, planned in enumerate(calls)
+                    ],
+                )
+                session.add(
+                    AuditEvent(
+                        slack_team_id=requester.team_id,
+                        slack_user_id=requester.user_id,
+                        slack_channel_id=requester.channel_id,
+                        action="change",
+                        text=text,
+                        decision=Decision.ALLOWED,
+                        change_id=change.id,
+                    )
+                )
+                for operation in sorted({planned.operation for planned in calls}):
+                    await self._signals.publish(session, WORK, operation)
+                return Recorded(change.id)
+        except IntegrityError:
+            if idempotency_key is None:
+                raise
+            existing = await self._change_for_key(idempotency_key)
+            if existing is None:
+                raise
+            return Recorded(existing, duplicate=True)
+
+    async def _change_for_key(self, key: str) -> int | None:
+        async with self._db.sessions() as session:
+            return await session.scalar(select(Change.id).where(Change.idempotency_key == key))
 
     async def record_attempt(
         self,
@@ -163,40 +203,6 @@ class ChangeStore:
                 )
             )
 
-    async def record_call_outcome(
-        self,
-        call_id: int,
-        *,
-        succeeded: bool,
-        attempts: int,
-        message: str,
-        error_kind: str | None,
-        duration: float,
-    ) -> None:
-        finished = utcnow()
-        async with self._db.transaction() as session:
-            await session.execute(
-                update(Call)
-                .where(Call.id == call_id)
-                .values(
-                    status=CallStatus.SUCCEEDED if succeeded else CallStatus.FAILED,
-                    attempts=attempts,
-                    message=message,
-                    error_kind=error_kind,
-                    started_at=finished - timedelta(seconds=duration),
-                    finished_at=finished,
-                )
-            )
-
-    async def mark_change(self, change_id: int, status: ChangeStatus) -> None:
-        finished: datetime | None = utcnow() if status is ChangeStatus.DONE else None
-        async with self._db.transaction() as session:
-            await session.execute(
-                update(Change)
-                .where(Change.id == change_id)
-                .values(status=status, finished_at=finished)
-            )
-
     async def load_change(self, change_id: int) -> ChangeRecord | None:
         async with self._db.sessions() as session:
             change = await session.get(Change, change_id)
@@ -207,6 +213,11 @@ class ChangeStore:
                     select(Call).where(Call.change_id == change_id).order_by(Call.seq)
                 )
             ).all()
+            message = (
+                (change.progress_channel, change.progress_ts)
+                if change.progress_channel and change.progress_ts
+                else None
+            )
             return ChangeRecord(
                 id=change.id,
                 requester=Requester(
@@ -219,13 +230,100 @@ class ChangeStore:
                 display=change.display,
                 buttons=tuple(b for b in change.buttons.split(",") if b),
                 status=change.status,
+                progress_message=message,
                 calls=tuple(_call_record(call) for call in calls),
             )
 
-    async def unfinished_change_ids(self) -> list[int]:
-        """Changes that still have calls to make, oldest first (to resume after a restart)."""
+    async def progress(self, change_id: int) -> tuple[int, int]:
+        """(answered calls, all calls) of a change."""
+        answered = func.sum(
+            func.cast(Call.status.in_((CallStatus.SUCCEEDED, CallStatus.FAILED)), Integer)
+        )
         async with self._db.sessions() as session:
-            rows = await session.scalars(
-                select(Change.id).where(Change.status != ChangeStatus.DONE).order_by(Change.id)
+            row = (
+                await session.execute(
+                    select(answered, func.count()).where(Call.change_id == change_id)
+                )
+            ).one()
+        return int(row[0] or 0), int(row[1] or 0)
+
+    async def set_progress_message(self, change_id: int, channel: str, ts: str) -> None:
+        async with self._db.transaction() as session:
+            await session.execute(
+                update(Change)
+                .where(Change.id == change_id)
+                .values(progress_channel=channel, progress_ts=ts)
             )
-            return list(rows)
+
+    async def finish(self, change_id: int) -> None:
+        """Every call is answered and the summary delivered."""
+        now = utcnow()
+        async with self._db.transaction() as session:
+            await session.execute(
+                update(Change)
+                .where(Change.id == change_id)
+                .values(
+                    status=ChangeStatus.DONE,
+                    finished_at=now,
+                    reported_at=now,
+                    reporter_lease_until=None,
+                )
+            )
+
+    async def renew_lease(self, change_id: int, reporter_id: str, lease: float) -> bool:
+        """Extend the caller's lease on reporting a change; False if it is no longer theirs."""
+        async with self._db.transaction() as session:
+            result = await session.execute(
+                update(Change)
+                .where(
+                    Change.id == change_id,
+                    Change.reporter_id == reporter_id,
+                    Change.reported_at.is_(None),
+                )
+                .values(reporter_lease_until=utcnow() + timedelta(seconds=lease))
+            )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def release_lease(self, change_id: int, reporter_id: str) -> None:
+        """Give up reporting a change now (shutdown), so another replica takes it at once."""
+        async with self._db.transaction() as session:
+            await session.execute(
+                update(Change)
+                .where(Change.id == change_id, Change.reporter_id == reporter_id)
+                .values(reporter_lease_until=utcnow())
+            )
+
+    async def adopt_unreported(
+        self, reporter_id: str, lease: float, *, ignore_leases: bool = False
+    ) -> list[int]:
+        """Become the reporter of unreported changes whose reporter's lease ran out.
+
+        ``ignore_leases`` takes every unreported change: right for SQLite at start, where no
+        other process can be reporting.
+        """
+        now = utcnow()
+        condition: ColumnElement[bool] = Change.reported_at.is_(None)
+        if not ignore_leases:
+            condition = and_(
+                condition,
+                or_(Change.reporter_lease_until.is_(None), Change.reporter_lease_until < now),
+            )
+        async with self._db.transaction() as session:
+            candidates = (
+                await session.scalars(
+                    select(Change.id)
+                    .where(condition)
+                    .order_by(Change.id)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if candidates:
+                await session.execute(
+                    update(Change)
+                    .where(Change.id.in_(candidates))
+                    .values(
+                        reporter_id=reporter_id,
+                        reporter_lease_until=now + timedelta(seconds=lease),
+                    )
+                )
+        return list(candidates)

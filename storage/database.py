@@ -40,6 +40,14 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+def asyncpg_dsn(url: str) -> str | None:
+    """The plain ``postgresql://`` DSN asyncpg takes; None if the database is not PostgreSQL."""
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("postgres"):
+        return None
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets readers (readyz, status) proceed while a write is in progress; busy_timeout makes a
     # writer wait for the lock instead of failing at once.

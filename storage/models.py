@@ -1,6 +1,11 @@
 """The tables. A *change* is one requested command (one slash command); it fans out into one *call*
 per agent and button, which is what the dispatcher sends to wolkvox. Every attempt to change
 something, allowed or not, leaves an *audit event*.
+
+The ``calls`` table is also the queue: a call is ``queued`` until a worker holding one of its
+token's slots claims it (``running``), and ``succeeded`` or ``failed`` once answered. Calls are
+claimed in ``id`` order, which is the order they were asked for. Every schema change goes through
+a migration in ``storage/migrations``.
 """
 
 from __future__ import annotations
@@ -53,6 +58,15 @@ class Change(Base):
     display: Mapped[str] = mapped_column(String(8))
     buttons: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default=ChangeStatus.QUEUED)
+    #: One per Slack delivery (``slash:<trigger_id>``): a command delivered twice is one change.
+    idempotency_key: Mapped[str | None] = mapped_column(String(128), unique=True)
+    #: The Slack message that follows the change, so that any replica can go on updating it.
+    progress_channel: Mapped[str | None] = mapped_column(String(32))
+    progress_ts: Mapped[str | None] = mapped_column(String(32))
+    #: The replica reporting progress, until ``reporter_lease_until``; another one takes over after.
+    reporter_id: Mapped[str | None] = mapped_column(String(128))
+    reporter_lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
 
     calls: Mapped[list[Call]] = relationship(
         back_populates="change", order_by="Call.seq", cascade="all, delete-orphan"
@@ -61,7 +75,10 @@ class Change(Base):
 
 class Call(Base):
     __tablename__ = "calls"
-    __table_args__ = (Index("ix_calls_change_seq", "change_id", "seq"),)
+    __table_args__ = (
+        Index("ix_calls_change_seq", "change_id", "seq"),
+        Index("ix_calls_queue", "operation", "status", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     change_id: Mapped[int] = mapped_column(ForeignKey("changes.id", ondelete="CASCADE"))
@@ -76,6 +93,11 @@ class Call(Base):
     message: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    #: The replica and the token slot that claimed it; a ``running`` call whose slot has been
+    #: taken over by someone else was in flight when its replica died, and is queued again.
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    slot: Mapped[int | None] = mapped_column(Integer)
 
     change: Mapped[Change] = relationship(back_populates="calls")
 

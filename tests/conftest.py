@@ -14,8 +14,10 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from bot.fake_slack import FakeSlack
 from tests.harness import Harness, start_harness
 from wolkvox.simulator import Simulator, SimulatorConfig
 
@@ -63,12 +65,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 async def _reset_postgres(url: str) -> None:
-    from storage.models import Base
-
+    """An empty database for each test: the app migrates it from scratch."""
     engine = create_async_engine(url)
     try:
         async with engine.begin() as connection:
-            await connection.run_sync(Base.metadata.drop_all)
+            await connection.execute(text("DROP SCHEMA public CASCADE"))
+            await connection.execute(text("CREATE SCHEMA public"))
     finally:
         await engine.dispose()
 
@@ -79,6 +81,12 @@ async def simulator() -> AsyncIterator[Simulator]:
     await sim.start()
     yield sim
     await sim.stop()
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    async with FakeSlack() as fake:
+        yield fake
 
 
 @pytest.fixture

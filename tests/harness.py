@@ -5,6 +5,7 @@ Requests reach it the way Slack sends them (signed, form-encoded) over real HTTP
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 
 import httpx
 from aiohttp import web
+from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import build_app
@@ -20,7 +22,7 @@ from bot.http import SLACK_EVENTS_PATH, build_web_app
 from bot.services import Services
 from bot.settings import Settings
 from bot.slash import signed_headers, slash_command_body
-from wolkvox.dispatcher import RetryPolicy
+from wolkvox.retrying import RetryPolicy
 from wolkvox.simulator import Simulator
 
 ADMIN = "U_ADMIN"
@@ -34,6 +36,7 @@ FAST_RETRY = RetryPolicy(attempts=3, initial_wait=0.001, max_wait=0.005, jitter=
 @dataclass
 class Harness:
     services: Services
+    app: AsyncApp
     slack: FakeSlack
     simulator: Simulator
     base_url: str
@@ -50,9 +53,18 @@ class Harness:
         timestamp: int | None = None,
     ) -> httpx.Response:
         """POST a slash command as Slack would; returns the HTTP response (the ack)."""
-        body = slash_command_body(
+        body = self.slash_body(text, user=user, channel=channel)
+        return await self.post(body, signed=signed, timestamp=timestamp)
+
+    def slash_body(self, text: str, *, user: str = ADMIN, channel: str = CHANNEL) -> str:
+        return slash_command_body(
             text, user_id=user, channel_id=channel, response_url=self.slack.new_response_url()
         )
+
+    async def post(
+        self, body: str, *, signed: bool = True, timestamp: int | None = None
+    ) -> httpx.Response:
+        """POST a form to the Slack endpoint, signed (or not) as Slack signs it."""
         headers = (
             signed_headers(body, self.signing_secret, timestamp=timestamp)
             if signed
@@ -60,9 +72,10 @@ class Harness:
         )
         return await self.http.post(SLACK_EVENTS_PATH, content=body, headers=headers)
 
-    def services_client(self) -> AsyncWebClient:
-        """A Web API client like the app's, pointed at the fake Slack."""
-        return AsyncWebClient(token="xoxb-test", base_url=self.slack.api_url)
+    @property
+    def app_client(self) -> AsyncWebClient:
+        """The Bolt app's Web API client (pointed at the fake Slack)."""
+        return self.app.client
 
     async def idle(self) -> None:
         """Wait until every change started so far has finished and reported."""
@@ -89,9 +102,13 @@ async def start_harness(
     token: str = TOKEN,
     deadline: float = 5.0,
     retry: RetryPolicy = FAST_RETRY,
+    slack: FakeSlack | None = None,
 ) -> AsyncIterator[Harness]:
+    """``slack``: share one fake Slack between harnesses (a restart talks to the same Slack)."""
     secret = secrets.token_hex(16)
-    async with FakeSlack() as slack:
+    async with contextlib.AsyncExitStack() as stack:
+        if slack is None:
+            slack = await stack.enter_async_context(FakeSlack())
         settings = Settings(
             slack_bot_token="xoxb-test",
             slack_signing_secret=secret,
@@ -104,7 +121,9 @@ async def start_harness(
             agentbox_admins=admins,
         )
         services = await Services.create(settings, retry=retry, wolkvox_deadline=deadline)
-        runner = web.AppRunner(build_web_app(services, build_app(services)), access_log=None)
+        await services.start()
+        app = build_app(services)
+        runner = web.AppRunner(build_web_app(services, app), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
@@ -112,7 +131,7 @@ async def start_harness(
         base_url = f"http://127.0.0.1:{port}"
         try:
             async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
-                yield Harness(services, slack, simulator, base_url, secret, http)
+                yield Harness(services, app, slack, simulator, base_url, secret, http)
         finally:
             await runner.shutdown()
             await services.aclose(grace=1.0)

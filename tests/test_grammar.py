@@ -38,6 +38,7 @@ BUTTON_ALIASES: dict[tuple[Button, ...], tuple[str, ...]] = {
     ALL: ("all", "todo", "todos", "todas"),
 }
 HELP_ALIASES = ("help", "ayuda", "?", "-h", "--help")
+RANGE_WORDS = ("to", "through", "thru", "a", "al", "hasta")
 DIGITS = re.compile(r"[0-9]{1,15}")
 
 
@@ -185,6 +186,74 @@ def test_leading_zeros_kept() -> None:
     assert change("hide dial 7 07").agents == ("7", "07")
 
 
+@pytest.mark.parametrize("word", [*RANGE_WORDS, "TO", "Thru", "HASTA", "á", "Al", "thrú"])
+def test_range_words_between_two_ids(word: str) -> None:
+    assert change(f"hide dial 1001 {word} 1010") == change("hide dial 1001-1010")
+
+
+def test_range_word_never_means_all_buttons() -> None:
+    # `hide dial 1001 to 1010` once answered "did you mean `todo`?" (all buttons).
+    assert change("hide dial 1001 to 1010") == ChangeCommand(
+        Display.HIDE, (DIAL,), tuple(str(n) for n in range(1001, 1011))
+    )
+
+
+def test_range_words_mix_with_lists_ranges_and_order() -> None:
+    assert change("1001 hasta 1003, 1005 ocultar 1007 a 1008 dial 1010-1011").agents == (
+        "1001",
+        "1002",
+        "1003",
+        "1005",
+        "1007",
+        "1008",
+        "1010",
+        "1011",
+    )
+    assert change("hide dial 001 to 003").agents == ("001", "002", "003")
+    assert change("hide dial 1001,to,1002").agents == ("1001", "1002")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "hide dial to 1010",
+        "hide dial 1001 to",
+        "hide to dial 1001",
+        "hide dial 1001 to to 1010",
+        "hide dial 1 to 5 to 9",
+        "hide dial 1001-1005 to 1010",
+        "hide dial 1001 to 1010-1020",
+        "hide 1001 to dial 1010",
+        "to",
+    ],
+)
+def test_range_word_not_between_two_ids_is_an_error(text: str) -> None:
+    err = error(text)
+    assert err.word == "to"
+    assert "`to` must stand between two agent ids, like `1001 to 1010`" in err.message
+    assert err.suggestion is None
+
+
+def test_misplaced_range_word_is_named_as_typed() -> None:
+    err = error("ocultar dial HASTA 1001")
+    assert err.word == "HASTA"
+    assert "`HASTA` must stand between two agent ids, like `1001 HASTA 1010`" in err.message
+
+
+def test_backwards_range_with_range_word() -> None:
+    err = error("hide dial 1010 to 1001")
+    assert "backwards" in err.message
+    assert err.suggestion == "1001-1010"
+
+
+def test_parse_targets_reads_range_words() -> None:
+    assert parse_targets(["1001 to 1003"]) == ("1001", "1002", "1003")
+    assert parse_targets(["1001", "al", "1002"]) == ("1001", "1002")
+    misplaced = parse_targets(["thru 1003"])
+    assert isinstance(misplaced, ParseError)
+    assert misplaced.word == "thru"
+
+
 def test_single_id_range() -> None:
     assert change("hide dial 5-5").agents == ("5",)
 
@@ -216,6 +285,37 @@ def test_bound_exceeded_is_refused_with_count_bound_and_advice() -> None:
     assert f"{MAX_AGENTS + 1}" in err.message
     assert f"at most {MAX_AGENTS}" in err.message
     assert "split" in err.message.lower()
+
+
+@pytest.mark.parametrize(
+    ("targets", "advice"),
+    [
+        ("1001-1600", "for example `1001-1500`, then `1501-1600`"),
+        ("1001 to 1600", "for example `1001-1500`, then `1501-1600`"),
+        ("1-300 1000-1300", "for example `1-300 1000-1199`, then `1200-1300`"),
+        # Never one wide range: `600-700` would reach 99 agents nobody named.
+        ("1-500 600 700", "for example `1-500`, then `600 700`"),
+        ("1-300 201-501", "for example `1-500`, then `501`"),
+        ("0001-0600", "for example `0001-0500`, then `0501-0600`"),
+        ("1-499 7 07 08", "for example `1-498 07-08`, then `499`"),
+        ("1-1001", "for example `1-500`, then the rest, from `501`"),
+        ("5000-999999999999999", "for example `5000-5499`, then the rest, from `5500`"),
+        (
+            " ".join(str(n) for n in range(0, 1300, 2)),
+            "for example your first 500 ids, `0` to `998`, then the rest, from `1000`",
+        ),
+    ],
+)
+def test_bound_advice_is_built_from_the_users_targets(targets: str, advice: str) -> None:
+    err = error(f"hide dial {targets}")
+    assert advice in err.message
+    assert len(err.message) < 400
+
+
+def test_bound_advice_no_longer_fixed() -> None:
+    err = error("hide dial 1001-1600")
+    assert "`1-500`" not in err.message
+    assert "`501-1000`" not in err.message
 
 
 def test_bound_counts_distinct_agents_not_words() -> None:
@@ -308,7 +408,13 @@ def test_unknown_word_with_suggestion() -> None:
 
 @pytest.mark.parametrize(
     ("typo", "suggestion"),
-    [("hid", "hide"), ("mostar", "mostrar"), ("hangpu", "hangup"), ("ayudo", "ayuda")],
+    [
+        ("hdie", "hide"),
+        ("mostar", "mostrar"),
+        ("hangpu", "hangup"),
+        ("ayudo", "ayuda"),
+        ("throuhg", "through"),
+    ],
 )
 def test_suggestions_cover_every_kind_of_word(typo: str, suggestion: str) -> None:
     err = error(f"{typo} dial 1001")
@@ -326,6 +432,19 @@ def test_unknown_words_without_suggestion(word: str) -> None:
     assert f"`{word}`" in err.message
     assert err.suggestion is None
     assert "did you mean" not in err.message
+
+
+@pytest.mark.parametrize("word", ["hid", "tod", "tu", "di", "x", "sho", "ña"])
+def test_short_unknown_words_get_no_suggestion(word: str) -> None:
+    # difflib on very short words misleads: `tod` is closest to `todo`, which means all buttons.
+    err = error(f"hide dial 1001 {word} 1010")
+    assert err.word == word
+    assert err.suggestion is None
+    assert "did you mean" not in err.message
+    assert f"`{word}`" in err.message
+    assert "`/agentbox help`" in err.message
+    for vocabulary in ("`todo`", "`all`", "`hide`", "`show`", "`dial`"):
+        assert vocabulary not in err.message
 
 
 def test_first_unknown_word_is_reported() -> None:
@@ -370,7 +489,7 @@ VOCABULARY_WORDS = [
     for table in (DISPLAY_ALIASES, BUTTON_ALIASES)
     for aliases in table.values()
     for word in aliases
-] + list(HELP_ALIASES)
+] + list(HELP_ALIASES + RANGE_WORDS)
 
 numbers = st.integers(min_value=0, max_value=10**17).map(str)
 ranges = st.tuples(numbers, numbers).map(lambda pair: f"{pair[0]}-{pair[1]}")
@@ -436,7 +555,7 @@ def valid_commands(draw: st.DrawFn) -> tuple[str, Display, tuple[Button, ...], t
             low = draw(st.integers(0, 10**15 - 60))
             high = low + draw(st.integers(0, 50))
             agents.update(str(n) for n in range(low, high + 1))
-            dash = draw(st.sampled_from(["-", " - ", "–"]))  # noqa: RUF001
+            dash = draw(st.sampled_from(["-", " - ", "–", " to ", " A ", " hasta ", ", thru "]))  # noqa: RUF001
             words.append(f"{low}{dash}{high}")
 
     words = draw(st.permutations(words))
@@ -455,6 +574,45 @@ def test_valid_commands_round_trip(
 ) -> None:
     text, display, buttons, agents = case
     assert parse(text) == ChangeCommand(display, buttons, agents)
+
+
+ADVICE = re.compile(
+    r"for example (?:`([^`]*)`|your first [0-9]+ ids, `([0-9]+)` to `([0-9]+)`), "
+    r"then (?:`([^`]*)`|the rest, from `([0-9]+)`)"
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 1200), st.integers(0, 300), st.integers(1, 5)),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_bound_advice_splits_the_users_own_set(spans: list[tuple[int, int, int]]) -> None:
+    """Following the advice reaches exactly the ids typed: the first MAX_AGENTS, then the rest."""
+    words = [f"{str(low).zfill(width)}-{low + size}" for low, size, width in spans]
+    everything = sorted(
+        {str(n).zfill(width) for low, size, width in spans for n in range(low, low + size + 1)},
+        key=lambda a: (int(a), len(a)),
+    )
+    result = parse_targets(words)
+    if len(everything) <= MAX_AGENTS:
+        assert result == tuple(everything)
+        return
+    assert isinstance(result, ParseError)
+    match = ADVICE.search(result.message)
+    assert match is not None, result.message
+    head, first, last, tail, rest_from = match.groups()
+    if head is not None:
+        assert parse_targets([head]) == tuple(everything[:MAX_AGENTS])
+    else:
+        assert (first, last) == (everything[0], everything[MAX_AGENTS - 1])
+    if tail is not None:
+        assert parse_targets([tail]) == tuple(everything[MAX_AGENTS:])
+    else:
+        assert rest_from == everything[MAX_AGENTS]
 
 
 @settings(max_examples=200, deadline=None)

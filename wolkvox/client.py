@@ -36,6 +36,7 @@ from .errors import (
     Timeout,
     TooManySimultaneous,
     UnexpectedAnswer,
+    UnusableToken,
     WolkvoxError,
 )
 from .model import Credentials, DisplayRequest, DisplayResult
@@ -154,7 +155,7 @@ class WolkvoxClient:
         if not token:
             raise MissingToken()
         if not _TOKEN_CHARS.fullmatch(token):
-            raise InvalidToken("it contains characters that cannot be sent to wolkvox")
+            raise UnusableToken()
         url = self.url_for(credentials.server)
         display = request.display.value
         params = {

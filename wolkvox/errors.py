@@ -13,6 +13,9 @@ class WolkvoxError(Exception):
 
     kind: str = "error"
     transient: bool = False
+    #: True when every call with the same token would fail the same way (a bad or exhausted
+    #: token): the calls still queued for it are failed at once instead of being sent.
+    token_wide: bool = False
     explanation: str = "wolkvox refused the call."
 
     def __init__(self, detail: str = "", *, http_status: int | None = None) -> None:
@@ -37,18 +40,30 @@ class BadRequest(WolkvoxError):
 
 class MissingToken(WolkvoxError):
     kind = "missing_token"
+    token_wide = True
     explanation = "No wolkvox token is configured for this operation; ask an admin to set one."
 
 
 class InvalidToken(WolkvoxError):
     kind = "invalid_token"
+    token_wide = True
     explanation = (
         "wolkvox says the operation's token is invalid or expired; ask an admin to renew it."
     )
 
 
+class UnusableToken(InvalidToken):
+    """The configured token cannot even be sent (characters a header cannot carry)."""
+
+    explanation = (
+        "The operation's wolkvox token is malformed, so agentbox did not send the call; "
+        "ask an admin to set the token again."
+    )
+
+
 class QuotaExceeded(WolkvoxError):
     kind = "quota_exceeded"
+    token_wide = True
     explanation = (
         "The operation's wolkvox token has used up its daily quota; "
         "try again tomorrow or ask an admin."
@@ -104,4 +119,5 @@ class InvalidServer(WolkvoxError):
     """
 
     kind = "invalid_server"
+    token_wide = True
     explanation = "The operation's wolkvox server code is not valid; ask an admin to check it."
