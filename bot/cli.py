@@ -113,3 +113,42 @@ def simulator(
             seed=seed,
         ),
     )
+
+
+@main.group()
+def db() -> None:
+    """Database schema migrations (Alembic)."""
+
+
+@db.command()
+@click.argument("revision", default="head")
+def upgrade(revision: str) -> None:
+    """Bring the database (DATABASE_URL) to REVISION (default: the newest)."""
+    from storage import migrate
+    from storage.database import Database
+
+    async def run() -> str | None:
+        database = Database(_settings().database_url)
+        try:
+            await migrate.upgrade(database, revision)
+            return await migrate.current_revision(database)
+        finally:
+            await database.dispose()
+
+    click.echo(f"database at revision {asyncio.run(run())}")
+
+
+@db.command()
+def current() -> None:
+    """Show the database's revision and the newest one this version knows."""
+    from storage import migrate
+    from storage.database import Database
+
+    async def run() -> str | None:
+        database = Database(_settings().database_url)
+        try:
+            return await migrate.current_revision(database)
+        finally:
+            await database.dispose()
+
+    click.echo(f"database: {asyncio.run(run())}, newest: {migrate.head_revision()}")

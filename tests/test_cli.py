@@ -173,3 +173,12 @@ async def test_concurrency_beyond_the_documented_limit_is_refused(
         "console", "--user", "U1", "help", env=_env(tmp_path, WOLKVOX_CONCURRENCY=concurrency)
     )
     assert code != 0 and "wolkvox_concurrency" in err.lower()
+
+
+async def test_db_upgrade_and_current(tmp_path: Path) -> None:
+    code, out, err = await _run("db", "upgrade", env=_env(tmp_path))
+    assert code == 0, err
+    code, current, err = await _run("db", "current", env=_env(tmp_path))
+    assert code == 0, err
+    revision = out.strip().rsplit(" ", 1)[-1]
+    assert f"database: {revision}, newest: {revision}" in current

@@ -227,3 +227,14 @@ async def test_the_wolkvox_token_appears_in_no_log_line(
 
     assert len(caplog.records) > 10, "debug logging was captured"
     assert TOKEN not in caplog.text
+
+
+async def test_an_unusable_token_fails_the_rest_without_sending_them(agentbox: Harness) -> None:
+    agentbox.simulator.config.tokens = frozenset({"another-token"})
+
+    await agentbox.slash("hide all 1001-1010")
+    await agentbox.idle()
+
+    assert len(agentbox.simulator.calls) == 1, "one answer shows the token is refused"
+    summary = agentbox.last_message().text
+    assert "0/30 done, 30 failed" in summary and "invalid or expired" in summary
