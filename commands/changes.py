@@ -175,6 +175,12 @@ class ChangeService:
                 reason=parsed.message,
             )
             return parsed
+        if not isinstance(parsed, ChangeCommand):
+            return Refused("Roles and teams are not available yet in this version of agentbox.")
+        if parsed.teams:
+            return Refused(
+                "Teams are not available yet in this version of agentbox: name the agents."
+            )
         verdict = self._policy.may_change(requester, parsed)
         routes = {agent: self._operations.route(agent) for agent in parsed.agents}
         unrouted = sorted(agent for agent, operation in routes.items() if operation is None)

@@ -1,29 +1,70 @@
 """The grammar of ``/agentbox``: turns the text a user typed into a command, or into a clear error.
 
-A change looks like ``/agentbox hide disposition 1001``; its words may come in any order, in
-English or Spanish, in any case, with or without accents (``1001 OCULTAR tipificación`` is the
-same command). Each word is one of:
+:func:`parse` never raises; every input yields one of the command classes of :data:`Parsed` or a
+:class:`ParseError` whose message is ready to show in Slack. Words match in any case, with or
+without accents, in English or Spanish.
+
+**Changes.** ``/agentbox hide disposition 1001``: words in any order (``1001 OCULTAR tipificación``
+is the same command). Each word is one of:
 
 - an *action* word: ``show`` or ``hide`` (exactly one action per command, repeats are fine);
 - a *button* word: ``dial``, ``disposition``, ``hungup``, or ``all`` for the three;
-- a *target*: an agent id (``1001``, 1 to 15 ASCII digits, leading zeros kept as typed) or an
-  inclusive range (``1001-1010``), separated by spaces and/or commas;
+- a *target*: an agent id (``1001``, 1 to 15 ASCII digits, leading zeros kept as typed), an
+  inclusive range (``1001-1010``), separated by spaces and/or commas, or a team
+  (``team:ventas``, several as ``team:ventas,cobranza``; ``team:*`` is refused: a change names
+  its teams);
 - a *range* word (``to``, ``through``, ``thru``, ``a``, ``al``, ``hasta``) standing between two
   agent ids: ``1001 to 1010`` is the range ``1001-1010``, anywhere else it is an error;
-- a *help* word (``help``, ``ayuda``, ``?``, ``-h``, ``--help``): the whole command becomes help.
+- a *help* word (``help``, ``ayuda``, ``?``, ``-h``, ``--help``): the whole command becomes help,
+  whatever the verb.
 
-Bound: one command reaches at most :data:`MAX_AGENTS` (500) distinct agents. Every agent costs
-one wolkvox call per button, and wolkvox allows only one or two calls in flight per token, so a
-typo such as ``1-100000`` would otherwise queue hours of calls and starve every other supervisor
+**Roles and teams** start with a verb, and their words come in a fixed order::
+
+    grant  <@user|@group> <role> [team:…] [buttons:…]     (the optional parts in any order)
+    revoke <@user|@group> [<role>] [team:…]
+    roles  [<@user|@group>]
+    whoami
+    team create <name> <agents> <#channel> [approvals:#c] [channels:#c1,#c2] [operation:<name>]
+    team add|remove <name> <agents>
+    team show <name>
+    team list
+
+Spanish verbs: ``otorgar``/``dar``, ``revocar``/``quitar``, ``permisos``, ``quiensoy``/``quién
+soy``, ``equipo`` (``crear``, ``agregar``/``añadir``, ``quitar``, ``ver``/``mostrar``,
+``listar``). Roles: ``admin`` (``administrador``), ``supervisor``, ``requester``
+(``solicitante``), ``viewer`` (``observador``, ``lector``). A verb must be the first word;
+``quitar`` is *revoke* there and *remove* after ``team``.
+
+- *Options* are ``key:value``, a list being ``key:a,b`` (no spaces inside; ``key: a`` is read as
+  ``key:a``; a repeated option adds to the list). Keys: ``team:`` (``equipo:``), ``buttons:``
+  (``botones:``), ``approvals:`` (``aprobaciones:``), ``channels:`` (``canales:``),
+  ``operation:`` (``operacion:``). Each verb takes only its own.
+- *Scopes*: ``team:ventas`` / ``team:ventas,cobranza``, or ``team:*`` (``all``, ``todos``) for
+  every team. An admin grant takes no scope (admins cover everything); the other roles require
+  one. ``buttons:`` (button words, ``all``) narrows a supervisor or requester grant.
+- *Team names*: 1 to 40 of ``a-z 0-9 - _``, starting and ending with a letter or digit, compared in
+  lowercase with accents folded; never a word agentbox uses (a verb, role, button, action, option
+  key, ``all``), and never shaped like an agent id or range (so ``team:ventas,1001`` cannot be
+  misread). Operation names follow the same pattern.
+- *Mentions* are Slack's own entities, recognised in the raw text before HTML unescaping: a user
+  ``<@U…>``/``<@U…|maria>``, a user group ``<!subteam^S…>``/``<!subteam^S…|@sup>``, a channel
+  ``<#C…>``/``<#C…|ventas>``. Plain text is never a mention: ``@maria`` typed without Slack's
+  autocomplete, or ``&lt;@U1&gt;`` (what Slack sends for a typed ``<@U1>``), is refused with advice.
+
+Bound: one command reaches at most :data:`MAX_AGENTS` (500) distinct agents *by id*. Every agent
+costs one wolkvox call per button, and wolkvox allows only one or two calls in flight per token, so
+a typo such as ``1-100000`` would otherwise queue hours of calls and starve every other supervisor
 of that operation. The size of a target list is computed arithmetically before anything is
-expanded, so even ``1-999999999999999`` is refused at once.
+expanded, so even ``1-999999999999999`` is refused at once. Teams are expanded later, by the core,
+which re-checks the bound; the agents listed by one ``team create|add|remove`` obey it as well.
 
-:func:`parse` never raises; every input yields a :class:`ChangeCommand`, a :class:`HelpCommand` or a
-:class:`ParseError` whose message is ready to show in Slack.
+Help text: :func:`usage` composes the sections (:class:`Section`) a caller may run;
+:data:`USAGE` is the change section alone, :data:`ADMIN_USAGE` everything, and
+:data:`ROLE_SECTIONS` / :func:`sections_for` say which sections each role's commands belong to.
 
-The layers are meant to grow: :func:`tokenize` (where quoting for ``--reason "…"`` will go), the
-vocabulary table :data:`VOCABULARY` (where new verbs, flags and aliases go), :func:`parse_targets`
-(where ``team:ventas`` will go) and :func:`parse`, which dispatches on the kinds of words it finds.
+The layers: :func:`tokenize` (mentions, options, words), the vocabulary tables (:data:`VOCABULARY`
+for changes, :data:`VERBS`, :data:`TEAM_VERBS`, :data:`ROLE_WORDS`, :data:`OPTIONS`; new aliases go
+there), :func:`parse_targets` (agent ids) and :func:`parse`, which dispatches on the leading verb.
 """
 
 from __future__ import annotations
@@ -36,33 +77,64 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, StrEnum
 from itertools import islice
+from typing import Final
 
 from wolkvox.model import Button, Display
 
 __all__ = [
+    "ADMIN_USAGE",
+    "ALL_TEAMS",
     "MAX_AGENTS",
+    "MAX_NAME_LENGTH",
+    "OPTIONS",
+    "ROLE_SECTIONS",
+    "ROLE_WORDS",
+    "TEAM_VERBS",
     "USAGE",
+    "VERBS",
     "VOCABULARY",
     "ChangeCommand",
+    "ChannelRef",
+    "GrantCommand",
+    "GroupRef",
     "HelpCommand",
     "Lexeme",
+    "Mention",
     "ParseError",
     "Parsed",
+    "RevokeCommand",
+    "Role",
+    "RolesCommand",
+    "Section",
+    "Subject",
+    "TeamAddCommand",
+    "TeamCreateCommand",
+    "TeamListCommand",
+    "TeamRemoveCommand",
+    "TeamShowCommand",
     "Token",
+    "UserRef",
+    "WhoamiCommand",
     "WordKind",
+    "is_reserved",
     "normalize",
     "parse",
     "parse_targets",
+    "sections_for",
     "tokenize",
+    "usage",
 ]
 
 MAX_AGENTS: int = 500
-"""Most distinct agents one command may reach (see the module docstring for why)."""
+"""Most distinct agents one command may reach by id (see the module docstring for why)."""
 
 MAX_AGENT_ID_DIGITS = 15
 """Longest agent id accepted; longer digit strings are refused rather than sent to wolkvox."""
+
+MAX_NAME_LENGTH: int = 40
+"""Longest team or operation name."""
 
 COMMAND = "/agentbox"
 
@@ -72,20 +144,77 @@ _log = logging.getLogger(__name__)
 # --------------------------------------------------------------------------- results
 
 
+class Role(StrEnum):
+    """What a grant lets its holder do (the core's permission policy gives each its meaning)."""
+
+    ADMIN = "admin"
+    SUPERVISOR = "supervisor"
+    REQUESTER = "requester"
+    VIEWER = "viewer"
+
+
+@dataclass(frozen=True)
+class UserRef:
+    """A Slack user, from a ``<@U…>`` mention."""
+
+    user_id: str
+
+
+@dataclass(frozen=True)
+class GroupRef:
+    """A Slack user group, from a ``<!subteam^S…>`` mention."""
+
+    group_id: str
+
+
+@dataclass(frozen=True)
+class ChannelRef:
+    """A Slack channel, from a ``<#C…>`` link."""
+
+    channel_id: str
+
+
+Subject = UserRef | GroupRef
+"""Who a grant is for."""
+
+ALL_TEAMS: Final = None
+"""The ``teams`` of a grant or revoke that covers every team (``team:*``, or an admin grant)."""
+
+
+class Section(StrEnum):
+    """A part of the help text; :func:`usage` shows the ones the caller may run."""
+
+    CHANGE = "change"
+    """``show``/``hide`` (admins, supervisors, requesters)."""
+    VIEWER = "viewer"
+    """``whoami``, ``team list``, ``team show`` (anyone)."""
+    GRANTS = "grants"
+    """``grant``, ``revoke``, ``roles`` (admins)."""
+    TEAMS = "teams"
+    """``team create``, ``team add``, ``team remove`` (admins)."""
+
+
 @dataclass(frozen=True)
 class ChangeCommand:
-    """Show or hide some buttons for some agents."""
+    """Show or hide some buttons for some agents and/or the agents of some teams."""
 
     display: Display
     buttons: tuple[Button, ...]
     """De-duplicated, in canonical order (DIAL, DISPOSITION, HUNGUP)."""
     agents: tuple[str, ...]
-    """De-duplicated agent ids as typed (leading zeros kept), sorted numerically."""
+    """Explicit agent ids only, de-duplicated as typed (leading zeros kept), sorted numerically.
+    May be empty when ``teams`` is not."""
+    teams: tuple[str, ...] = ()
+    """Team names from ``team:`` targets, normalized, de-duplicated, sorted. The core expands them
+    (and re-checks :data:`MAX_AGENTS` on the union)."""
 
 
 @dataclass(frozen=True)
 class HelpCommand:
-    """Show :data:`USAGE`."""
+    """Show the usage text."""
+
+    topic: Section | None = None
+    """The section asked about (``team help`` → TEAMS), or None for general help."""
 
 
 @dataclass(frozen=True)
@@ -94,24 +223,121 @@ class ParseError:
 
     message: str
     word: str | None = None
-    """The word not understood, exactly as typed (after HTML unescaping), if any."""
+    """The word not understood, exactly as typed (after HTML unescaping; a Slack mention as its
+    entity text, like ``<@U1|maria>``), if any."""
     suggestion: str | None = None
     """The closest valid word, if any."""
 
 
-Parsed = ChangeCommand | HelpCommand | ParseError
+@dataclass(frozen=True)
+class GrantCommand:
+    """Give ``subject`` a role over some teams (and, for supervisors and requesters, buttons)."""
+
+    subject: Subject
+    role: Role
+    teams: tuple[str, ...] | None
+    """Sorted team names, or None (:data:`ALL_TEAMS`): every team. Always None for admin."""
+    buttons: tuple[Button, ...] | None = None
+    """Canonical order, or None: every button (no ``buttons:``, ``buttons:all``, or all three
+    named). Always None for admin and viewer."""
+
+
+@dataclass(frozen=True)
+class RevokeCommand:
+    """Take grants away from ``subject``."""
+
+    subject: Subject
+    role: Role | None = None
+    """None: grants of every role."""
+    teams: tuple[str, ...] | None = None
+    """Sorted team names, or None: whatever the grants' scopes (no ``team:``, or ``team:*``)."""
+
+
+@dataclass(frozen=True)
+class RolesCommand:
+    """List grants: of ``subject``, or of everyone when None."""
+
+    subject: Subject | None = None
+
+
+@dataclass(frozen=True)
+class WhoamiCommand:
+    """Tell the caller their own grants."""
+
+
+@dataclass(frozen=True)
+class TeamCreateCommand:
+    """Create a team: its agents, its channel, and where approvals and changes happen."""
+
+    name: str
+    agents: tuple[str, ...]
+    """Non-empty, as :func:`parse_targets` returns them."""
+    channel: ChannelRef
+    """The team's channel (where its trail is posted)."""
+    approvals: ChannelRef | None = None
+    """Where requests for approval go; None: the core's default (e.g. ``channel``)."""
+    change_channels: tuple[ChannelRef, ...] | None = None
+    """The only channels changes to its agents are accepted from, de-duplicated in typed order;
+    None: no restriction."""
+    operation: str | None = None
+    """The wolkvox operation (tenant) the agents belong to, normalized; None: the default."""
+
+
+@dataclass(frozen=True)
+class TeamAddCommand:
+    name: str
+    agents: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TeamRemoveCommand:
+    name: str
+    agents: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TeamShowCommand:
+    name: str
+
+
+@dataclass(frozen=True)
+class TeamListCommand:
+    pass
+
+
+Parsed = (
+    ChangeCommand
+    | HelpCommand
+    | ParseError
+    | GrantCommand
+    | RevokeCommand
+    | RolesCommand
+    | WhoamiCommand
+    | TeamCreateCommand
+    | TeamAddCommand
+    | TeamRemoveCommand
+    | TeamShowCommand
+    | TeamListCommand
+)
 
 
 # --------------------------------------------------------------------------- vocabulary
 
 
 class WordKind(Enum):
-    """What a vocabulary word does in a command. New verbs and flags get their own kinds."""
+    """What a vocabulary word does in a command."""
 
     HELP = "help"
     DISPLAY = "display"
     BUTTON = "button"
     RANGE = "range"
+    VERB = "verb"
+    """Leads a command: grant, revoke, roles, whoami, team."""
+    TEAM_VERB = "team verb"
+    """Follows ``team``: create, add, remove, show, list."""
+    ROLE = "role"
+    OPTION = "option"
+    """The key of a ``key:value`` word."""
 
 
 @dataclass(frozen=True)
@@ -122,11 +348,14 @@ class Lexeme:
     canonical: str
     display: Display | None = None
     buttons: tuple[Button, ...] = ()
+    role: Role | None = None
 
 
 _ALL_BUTTONS: tuple[Button, ...] = (Button.DIAL, Button.DISPOSITION, Button.HUNGUP)
 
-VOCABULARY: tuple[tuple[Lexeme, tuple[str, ...]], ...] = (
+_Table = tuple[tuple[Lexeme, tuple[str, ...]], ...]
+
+VOCABULARY: _Table = (
     (Lexeme(WordKind.HELP, "help"), ("help", "ayuda", "?", "-h", "--help")),
     (
         Lexeme(WordKind.DISPLAY, "show", display=Display.SHOW),
@@ -151,9 +380,58 @@ VOCABULARY: tuple[tuple[Lexeme, tuple[str, ...]], ...] = (
     (Lexeme(WordKind.BUTTON, "all", buttons=_ALL_BUTTONS), ("all", "todo", "todos", "todas")),
     (Lexeme(WordKind.RANGE, "to"), ("to", "through", "thru", "a", "al", "hasta")),
 )
-"""Every word the grammar knows, as (meaning, aliases). Aliases are written as a user would write
-them; matching is on :func:`normalize`, so case and accents do not matter. The first alias spelled a
-given way is the one suggested for typos."""
+"""The words of a change (and help), as (meaning, aliases). Aliases are written as a user would
+write them; matching is on :func:`normalize`, so case and accents do not matter. The first alias
+spelled a given way is the one suggested for typos."""
+
+VERBS: _Table = (
+    (Lexeme(WordKind.VERB, "grant"), ("grant", "otorgar", "dar")),
+    (Lexeme(WordKind.VERB, "revoke"), ("revoke", "revocar", "quitar")),
+    (Lexeme(WordKind.VERB, "roles"), ("roles", "permisos")),
+    (Lexeme(WordKind.VERB, "whoami"), ("whoami", "quiensoy", "quién soy")),
+    (Lexeme(WordKind.VERB, "team"), ("team", "equipo")),
+)
+"""Words that lead a command (an alias may be several words, matched word by word)."""
+
+TEAM_VERBS: _Table = (
+    (Lexeme(WordKind.TEAM_VERB, "create"), ("create", "crear")),
+    (Lexeme(WordKind.TEAM_VERB, "add"), ("add", "agregar", "añadir")),
+    (Lexeme(WordKind.TEAM_VERB, "remove"), ("remove", "quitar")),
+    (Lexeme(WordKind.TEAM_VERB, "show"), ("show", "ver", "mostrar")),
+    (Lexeme(WordKind.TEAM_VERB, "list"), ("list", "listar")),
+)
+"""Words that follow ``team``."""
+
+ROLE_WORDS: _Table = (
+    (
+        Lexeme(WordKind.ROLE, "admin", role=Role.ADMIN),
+        ("admin", "administrador", "administradora"),
+    ),
+    (
+        Lexeme(WordKind.ROLE, "supervisor", role=Role.SUPERVISOR),
+        ("supervisor", "supervisora"),
+    ),
+    (Lexeme(WordKind.ROLE, "requester", role=Role.REQUESTER), ("requester", "solicitante")),
+    (
+        Lexeme(WordKind.ROLE, "viewer", role=Role.VIEWER),
+        ("viewer", "observador", "observadora", "lector", "lectora"),
+    ),
+)
+
+OPTIONS: _Table = (
+    (Lexeme(WordKind.OPTION, "team"), ("team", "teams", "equipo", "equipos")),
+    (Lexeme(WordKind.OPTION, "buttons"), ("buttons", "button", "botones", "botón")),
+    (
+        Lexeme(WordKind.OPTION, "approvals"),
+        ("approvals", "approval", "aprobaciones", "aprobación"),
+    ),
+    (Lexeme(WordKind.OPTION, "channels"), ("channels", "channel", "canales", "canal")),
+    (Lexeme(WordKind.OPTION, "operation"), ("operation", "operación")),
+)
+"""Keys of ``key:value`` words."""
+
+_EVERY_TEAM: tuple[str, ...] = ("*", "all", "todos", "todas")
+"""Values of ``team:`` meaning every team."""
 
 
 def normalize(word: str) -> str:
@@ -162,10 +440,10 @@ def normalize(word: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
-def _build_lexicon() -> tuple[Mapping[str, Lexeme], Mapping[str, str]]:
+def _build_lexicon(table: _Table) -> tuple[Mapping[str, Lexeme], Mapping[str, str]]:
     lexicon: dict[str, Lexeme] = {}
     spelling: dict[str, str] = {}
-    for lexeme, aliases in VOCABULARY:
+    for lexeme, aliases in table:
         for alias in aliases:
             key = normalize(alias)
             if lexicon.setdefault(key, lexeme) != lexeme:
@@ -174,45 +452,179 @@ def _build_lexicon() -> tuple[Mapping[str, Lexeme], Mapping[str, str]]:
     return lexicon, spelling
 
 
-_LEXICON, _SPELLING = _build_lexicon()
+_LEXICON, _SPELLING = _build_lexicon(VOCABULARY)
+_VERBS, _VERB_SPELLING = _build_lexicon(VERBS)
+_TEAM_VERBS, _TEAM_VERB_SPELLING = _build_lexicon(TEAM_VERBS)
+_ROLES, _ROLE_SPELLING = _build_lexicon(ROLE_WORDS)
+_OPTIONS, _OPTION_SPELLING = _build_lexicon(OPTIONS)
+
+_RESERVED: frozenset[str] = frozenset(
+    normalize(alias)
+    for table in (VOCABULARY, VERBS, TEAM_VERBS, ROLE_WORDS, OPTIONS)
+    for _, aliases in table
+    for alias in aliases
+) | frozenset(_EVERY_TEAM)
+
+
+def is_reserved(name: str) -> bool:
+    """Whether ``name`` is a word agentbox uses, so no team may be called that."""
+    return normalize(name) in _RESERVED
 
 
 # --------------------------------------------------------------------------- tokens
 
 
 @dataclass(frozen=True)
+class Mention:
+    """A Slack entity in the text: ``ref`` is what it names, or None for one agentbox has no use
+    for (``@here``, a link, a date); ``label`` is how Slack showed it (``@maria``, ``#ventas``)."""
+
+    ref: UserRef | GroupRef | ChannelRef | None
+    label: str
+
+
+@dataclass(frozen=True)
 class Token:
-    """One word of the command: ``raw`` as typed (unescaped), ``norm`` as matched."""
+    """One word of the command: ``raw`` as typed (unescaped), ``norm`` as matched.
+
+    A Slack mention is a word of its own (``mention`` set, ``raw`` its entity text such as
+    ``<@U1|maria>``). An option word ``key:a,b`` has ``key`` (normalized, without the colon) and
+    its items in ``values``; its ``raw`` is ``key:a,b``.
+    """
 
     raw: str
     norm: str
+    mention: Mention | None = None
+    key: str | None = None
+    values: tuple[Token, ...] = ()
+
+    @property
+    def plain(self) -> bool:
+        """Neither a mention nor an option."""
+        return self.mention is None and self.key is None
+
+    @property
+    def shown(self) -> str:
+        """How the user saw the word: a mention by its label."""
+        return self.mention.label if self.mention is not None else self.raw
 
 
 _DASHES = "\u2010\u2011\u2012\u2013\u2014\u2212"  # hyphen, nb-hyphen, figure/en/em dash, minus
 _RANGE_DASH = re.compile(rf"(?<=[0-9])\s*[-{_DASHES}]\s*(?=[0-9])")
 _SEPARATORS = re.compile(r"[\s,]+")
+_SPACES = re.compile(r"\s+")
 _ID = re.compile(r"[0-9]+")
 _RANGE = re.compile(r"([0-9]+)-([0-9]+)")
 _TARGET = re.compile(r"[0-9]+(?:-[0-9]+)?")
+
+# Slack writes entities with literal angle brackets and escapes every `<` a user types as `&lt;`,
+# so a raw `<…>` of these shapes can only come from Slack (or from the console, which is trusted).
+_ENTITY = re.compile(r"<([@#!][^<>|\s]*|[A-Za-z][A-Za-z0-9+.\-]*:[^<>|\s]*)(?:\|([^<>\n]*))?>")
+_USER = re.compile(r"@([A-Z0-9]+)")
+_GROUP = re.compile(r"!subteam\^([A-Z0-9]+)")
+_CHANNEL = re.compile(r"#([A-Z0-9]+)")
+_SPECIAL_LABELS = {"!here": "@here", "!channel": "@channel", "!everyone": "@everyone"}
+
+# Where a mention stood while the rest of the text is unescaped and split: private-use
+# characters, removed from the user's own text first so that only ours remain.
+_MARK, _MARK_END = "\ue000", "\ue001"
+_PLACEHOLDER = re.compile(f"{_MARK}([0-9]+){_MARK_END}")
+_OPTION = re.compile(r"([^\W\d_]+):(.*)", re.DOTALL)
 
 
 def _clean(text: str) -> str:
     """Undo Slack's HTML escaping and drop invisible format characters (e.g. zero-width spaces
     pasted from spreadsheets), which would otherwise make ``1001`` an unknown word."""
     text = html.unescape(text)
-    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    return "".join(
+        ch for ch in text if unicodedata.category(ch) != "Cf" and ch not in (_MARK, _MARK_END)
+    )
+
+
+def _dashes(text: str) -> str:
+    # "1001 - 1010" and "1001<en dash>1010" are ranges; a lone em dash elsewhere is what
+    # phones make of "--" (so "—help" is "--help").
+    return _RANGE_DASH.sub("-", text).replace("\u2014", "--")
 
 
 def _split(text: str) -> list[str]:
-    # "1001 - 1010" and "1001<en dash>1010" are ranges; a lone em dash elsewhere is what
-    # phones make of "--" (so "—help" is "--help").
-    text = _RANGE_DASH.sub("-", text).replace("\u2014", "--")
-    return [word for word in _SEPARATORS.split(text) if word]
+    return [word for word in _SEPARATORS.split(_dashes(text)) if word]
+
+
+def _mention(match: re.Match[str]) -> Mention:
+    target, label = match.group(1), match.group(2)
+    label = html.unescape(label) if label else None
+    if user := _USER.fullmatch(target):
+        return Mention(UserRef(user.group(1)), "@" + (label or user.group(1)).lstrip("@"))
+    if group := _GROUP.fullmatch(target):
+        return Mention(GroupRef(group.group(1)), "@" + (label or group.group(1)).lstrip("@"))
+    if channel := _CHANNEL.fullmatch(target):
+        return Mention(ChannelRef(channel.group(1)), "#" + (label or channel.group(1)).lstrip("#"))
+    return Mention(None, label or _SPECIAL_LABELS.get(target, html.unescape(target)))
+
+
+def _word(raw: str) -> Token:
+    return Token(raw=raw, norm=normalize(raw))
+
+
+def _option(key: str, values: Sequence[Token]) -> Token:
+    raw = f"{key}:{','.join(value.raw for value in values)}"
+    return Token(raw=raw, norm=normalize(raw), key=normalize(key), values=tuple(values))
 
 
 def tokenize(text: str) -> list[Token]:
-    """Split the raw slash-command text into words: HTML-unescaped, separated by spaces/commas."""
-    return [Token(raw=word, norm=normalize(word)) for word in _split(_clean(text))]
+    """Split the raw slash-command text into words.
+
+    Slack mentions are found first, in the escaped text; the rest is HTML-unescaped and split on
+    spaces and commas, except that an option word ``key:a,b`` keeps its list (``key: a`` with a
+    space reads as ``key:a``).
+    """
+    pieces: list[str] = []
+    mentions: list[Token] = []
+    last = 0
+    for match in _ENTITY.finditer(text):
+        pieces += [_clean(text[last : match.start()]), f"{_MARK}{len(mentions)}{_MARK_END}"]
+        raw = html.unescape(match.group(0))
+        mentions.append(Token(raw=raw, norm=normalize(raw), mention=_mention(match)))
+        last = match.end()
+    pieces.append(_clean(text[last:]))
+
+    tokens: list[Token] = []
+    key: str | None = None  # the open option, collecting its values
+    values: list[Token] = []
+
+    def close() -> None:
+        nonlocal key
+        if key is not None:
+            tokens.append(_option(key, values))
+            key = None
+            values.clear()
+
+    for chunk in _SPACES.split(_dashes("".join(pieces))):
+        parts: list[Token] = []
+        for index, piece in enumerate(_PLACEHOLDER.split(chunk)):
+            if index % 2:
+                parts.append(mentions[int(piece)])
+            else:
+                parts += [_word(part) for part in piece.split(",") if part]
+        if not parts:
+            continue
+        opens = parts[0].mention is None and _OPTION.fullmatch(parts[0].raw) is not None
+        if key is None or values or opens:  # `team: ventas` reads as `team:ventas`
+            close()
+        for part in parts:
+            option = _OPTION.fullmatch(part.raw) if part.mention is None else None
+            if option is not None:
+                close()
+                key = option.group(1)
+                if option.group(2):
+                    values.append(_word(option.group(2)))
+            elif key is not None:
+                values.append(part)
+            else:
+                tokens.append(part)
+    close()
+    return tokens
 
 
 def _is_range_word(token: Token) -> bool:
@@ -257,6 +669,11 @@ def _quote(word: str, limit: int = 40) -> str:
     return "`" + escaped.replace("`", "'") + "`"
 
 
+def _example(*words: str) -> str:
+    """A command to copy, in backticks; it may hold a user's words (a label, a team name)."""
+    return _quote(" ".join([COMMAND, *(word for word in words if word)]), limit=200)
+
+
 _HELP_HINT = f"Type `{COMMAND} help` for examples."
 
 _SHORTEST_SUGGESTED = 4
@@ -264,14 +681,22 @@ _SHORTEST_SUGGESTED = 4
 ones (``tod`` → ``todo``, which means *all buttons*)."""
 
 
-def _unknown_word(word: str) -> ParseError:
+def _closest(norm: str, spelling: Mapping[str, str]) -> str | None:
+    """The alias nearest to ``norm``, as it is best spelled, if any is near enough."""
+    if len(norm) < _SHORTEST_SUGGESTED:
+        return None
+    matches = difflib.get_close_matches(norm, list(spelling), n=1)
+    return spelling[matches[0]] if matches else None
+
+
+def _error(message: str, word: str | None = None, suggestion: str | None = None) -> ParseError:
+    return ParseError(f"{message} {_HELP_HINT}", word=word, suggestion=suggestion)
+
+
+def _unknown_word(word: str, *, first: bool = False) -> ParseError:
+    """A word that is nothing in a change; as the first word it may also be a misspelled verb."""
     norm = normalize(word)
-    matches = (
-        difflib.get_close_matches(norm, list(_LEXICON), n=1)
-        if len(norm) >= _SHORTEST_SUGGESTED
-        else []
-    )
-    suggestion = _SPELLING[matches[0]] if matches else None
+    suggestion = _closest(norm, {**_SPELLING, **_VERB_SPELLING} if first else _SPELLING)
     message = f"I don't understand {_quote(word)}"
     if suggestion is not None:
         message += f" — did you mean `{suggestion}`?"
@@ -284,32 +709,91 @@ def _unknown_word(word: str) -> ParseError:
             f". A command looks like `{COMMAND} hide disposition 1001`:"
             " `show` or `hide`, then `dial`, `disposition`, `hungup` or `all`, then agent ids."
         )
-    return ParseError(f"{message} {_HELP_HINT}", word=word, suggestion=suggestion)
+    return _error(message, word=word, suggestion=suggestion)
 
 
 def _misplaced_range_word(word: str) -> ParseError:
-    return ParseError(
+    return _error(
         f"{_quote(word)} must stand between two agent ids, like `1001 {word} 1010` "
-        f"(or `1001-1010`). {_HELP_HINT}",
+        "(or `1001-1010`).",
         word=word,
     )
 
 
-USAGE: str = f"""*agentbox* shows or hides buttons in your agents' wolkvox softphone.
+# --------------------------------------------------------------------------- usage
 
-*Usage:* `{COMMAND} <show|hide> <buttons> <agents>`
+_INTRO = "*agentbox* shows or hides buttons in your agents' wolkvox softphone."
+
+_SECTION_TEXT: Mapping[Section, str] = {
+    Section.CHANGE: f"""*Usage:* `{COMMAND} <show|hide> <buttons> <agents>`
 • *action:* `show` (`mostrar`, `ver`, `unhide`) or `hide` (`ocultar`, `esconder`)
 • *buttons:* `dial` (`llamar`, `marcar`), `disposition` (`dispo`, `tipificación`), \
 `hungup` (`hangup`, `colgar`), or `all` (`todos`) — one or several
 • *agents:* ids like `1001`, lists like `1001 1002` or `1001,1002`, ranges like `1001-1010` \
-or `1001 to 1010` (at most {MAX_AGENTS} agents per command)
+or `1001 to 1010`, teams like `team:ventas` or `team:ventas,cobranza` \
+(at most {MAX_AGENTS} agents per command)
 
 *Examples:*
 • `{COMMAND} hide disposition 1001`
 • `{COMMAND} show all 1001-1010`
 • `{COMMAND} hide dial hungup 1001, 1002, 1005`
-• `{COMMAND} ocultar tipificación 1001` (words may come in any order, in English or Spanish)
-• `{COMMAND} help` — this message"""
+• `{COMMAND} hide dial team:ventas 2001`
+• `{COMMAND} ocultar tipificación 1001` (words may come in any order, in English or Spanish)""",
+    Section.VIEWER: f"""*You and your teams:*
+• `{COMMAND} whoami` (`quién soy`) — your roles and teams
+• `{COMMAND} team list` (`equipo listar`) — every team
+• `{COMMAND} team show ventas` (`equipo ver ventas`) — a team's agents and channels""",
+    Section.GRANTS: f"""*Roles:* `admin` (`administrador`) may do everything; `supervisor` changes \
+its teams' agents; `requester` (`solicitante`) asks for changes that need approval; `viewer` \
+(`observador`, `lector`) only looks. Pick people and user groups from Slack's autocomplete.
+• `{COMMAND} grant @maria supervisor team:ventas` (`otorgar`, `dar`)
+• `{COMMAND} grant @supervisores requester team:ventas,cobranza buttons:disposition` — \
+only those teams and buttons
+• `{COMMAND} grant @luis viewer team:*` — every team
+• `{COMMAND} grant @ana admin` — admins take no `team:`
+• `{COMMAND} revoke @maria supervisor team:ventas` (`revocar`, `quitar`); \
+`{COMMAND} revoke @maria` takes away every role
+• `{COMMAND} roles` (`permisos`) — every grant; `{COMMAND} roles @maria` — one person's \
+or group's""",
+    Section.TEAMS: f"""*Teams* (names: letters, digits, `-` and `_`, up to {MAX_NAME_LENGTH}):
+• `{COMMAND} team create ventas 1001-1050 #ventas` — name, agents, channel (`equipo crear`)
+• then, optionally: `approvals:#ventas-sup` (where requests for approval go), \
+`channels:#ventas,#ventas-sup` (the only channels its changes are accepted from), \
+`operation:default` (its wolkvox operation)
+• `{COMMAND} team add ventas 1051-1060` (`agregar`, `añadir`), \
+`{COMMAND} team remove ventas 1001` (`quitar`)""",
+}
+
+_FOOTER = f"`{COMMAND} help` shows this message."
+
+ROLE_SECTIONS: Mapping[Role, frozenset[Section]] = {
+    Role.ADMIN: frozenset(Section),
+    Role.SUPERVISOR: frozenset({Section.CHANGE, Section.VIEWER}),
+    Role.REQUESTER: frozenset({Section.CHANGE, Section.VIEWER}),
+    Role.VIEWER: frozenset({Section.VIEWER}),
+}
+"""The help sections each role's commands belong to. It chooses help text only: whether a command
+may run is decided in the core, on every path."""
+
+
+def sections_for(roles: Iterable[Role]) -> frozenset[Section]:
+    """The help sections for someone holding ``roles`` (VIEWER always: anyone may ask whoami)."""
+    return frozenset({Section.VIEWER}).union(*(ROLE_SECTIONS[role] for role in roles))
+
+
+def usage(sections: Iterable[str]) -> str:
+    """The help text for ``sections`` (:class:`Section` values, in any order; an unknown one raises
+    ``ValueError``): an intro line, the sections in a fixed order, then how to get help."""
+    chosen = {Section(section) for section in sections}
+    texts = [_SECTION_TEXT[section] for section in Section if section in chosen]
+    return "\n\n".join([_INTRO, *texts, _FOOTER])
+
+
+USAGE: str = usage({Section.CHANGE})
+"""The help for changes alone (what the app showed before roles existed)."""
+
+ADMIN_USAGE: str = usage(Section)
+"""The help for every command."""
 
 
 # --------------------------------------------------------------------------- targets
@@ -328,9 +812,9 @@ def _span(word: str) -> _Span | ParseError:
     """Read one target word (``1001`` or ``1001-1010``) without expanding it."""
     if _ID.fullmatch(word):
         if len(word) > MAX_AGENT_ID_DIGITS:
-            return ParseError(
+            return _error(
                 f"{_quote(word)} is too long for an agent id: ids have at most "
-                f"{MAX_AGENT_ID_DIGITS} digits. {_HELP_HINT}",
+                f"{MAX_AGENT_ID_DIGITS} digits.",
                 word=word,
             )
         return _Span(int(word), int(word), len(word))
@@ -340,9 +824,9 @@ def _span(word: str) -> _Span | ParseError:
     start, end = match.groups()
     for part in (start, end):
         if len(part) > MAX_AGENT_ID_DIGITS:
-            return ParseError(
+            return _error(
                 f"In the range {_quote(word)}, {_quote(part)} is too long for an agent id: "
-                f"ids have at most {MAX_AGENT_ID_DIGITS} digits. {_HELP_HINT}",
+                f"ids have at most {MAX_AGENT_ID_DIGITS} digits.",
                 word=word,
             )
     if int(start) > int(end):
@@ -459,8 +943,13 @@ def parse_targets(words: Iterable[str]) -> tuple[str, ...] | ParseError:
     distinct ids (wolkvox ids are strings). The distinct count is computed from merged ranges
     before any is expanded, so a huge range costs no memory.
     """
+    return _agents(words, f"one command can change at most {MAX_AGENTS}")
+
+
+def _agents(words: Iterable[str], bound: str) -> tuple[str, ...] | ParseError:
+    """:func:`parse_targets`, with ``bound`` saying what the limit is in this command."""
     by_length: dict[int, list[tuple[int, int]]] = {}
-    parts = [Token(raw=part, norm=normalize(part)) for word in words for part in _split(word)]
+    parts = [_word(part) for word in words for part in _split(word)]
     for part in _join_ranges(parts):
         if _is_range_word(part):
             return _misplaced_range_word(part.raw)
@@ -470,15 +959,14 @@ def parse_targets(words: Iterable[str]) -> tuple[str, ...] | ParseError:
         for length, low, high in _classes(span):
             by_length.setdefault(length, []).append((low, high))
     if not by_length:
-        return ParseError(
-            "Say which agents: ids like `1001`, lists like `1001,1002` or ranges like "
-            f"`1001-1010`. {_HELP_HINT}"
+        return _error(
+            "Say which agents: ids like `1001`, lists like `1001,1002` or ranges like `1001-1010`."
         )
     runs = {length: _merge(pieces) for length, pieces in by_length.items()}
     count = sum(high - low + 1 for pieces in runs.values() for low, high in pieces)
     if count > MAX_AGENTS:
         return ParseError(
-            f"That is {count:,} agents, and one command can change at most {MAX_AGENTS}. "
+            f"That is {count:,} agents, and {bound}. "
             f"Split it into several commands of at most {MAX_AGENTS} agents each "
             f"({_split_advice(runs, count)})."
         )
@@ -492,7 +980,7 @@ def parse_targets(words: Iterable[str]) -> tuple[str, ...] | ParseError:
     return tuple(agents)
 
 
-# --------------------------------------------------------------------------- commands
+# --------------------------------------------------------------------------- changes
 
 
 def _missing(display: Display | None, buttons: Sequence[Button], targets: Sequence[str]) -> str:
@@ -503,17 +991,58 @@ def _missing(display: Display | None, buttons: Sequence[Button], targets: Sequen
     if not buttons:
         parts.append("which button (`dial`, `disposition`, `hungup` or `all`)")
     if not targets:
-        parts.append("which agents (like `1001` or `1001-1010`)")
+        parts.append("which agents (like `1001`, `1001-1010` or `team:ventas`)")
     said = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
-    example = " ".join(
-        [
-            COMMAND,
-            (display or Display.HIDE).value,
-            " ".join(b.value for b in buttons) or Button.DISPOSITION.value,
-            " ".join(targets) if 0 < len(" ".join(targets)) <= 40 else "1001",
-        ]
+    example = _example(
+        (display or Display.HIDE).value,
+        " ".join(b.value for b in buttons) or Button.DISPOSITION.value,
+        " ".join(targets) if 0 < len(" ".join(targets)) <= 40 else "1001",
     )
-    return f"Please say {said}, for example `{example}`. {_HELP_HINT}"
+    return f"Please say {said}, for example {example}. {_HELP_HINT}"
+
+
+_VERB_EXAMPLES: Mapping[str, str] = {
+    "grant": "@maria supervisor team:ventas",
+    "revoke": "@maria supervisor team:ventas",
+    "roles": "@maria",
+    "whoami": "",
+    "team": "show ventas",
+}
+
+
+def _misplaced_verb(token: Token, verb: Lexeme) -> ParseError:
+    example = _example(_VERB_SPELLING[token.norm], _VERB_EXAMPLES[verb.canonical])
+    message = f"{_quote(token.raw)} starts a command of its own, like {example}."
+    if verb.canonical == "team":
+        message += " To reach a team's agents in a change, write `team:ventas` (no space)."
+    return _error(message, word=token.raw)
+
+
+def _mention_in_change(token: Token) -> ParseError:
+    return _error(
+        f"{_quote(token.shown)} has no place in a show/hide command, which names agents "
+        f"(`1001`) and teams (`team:ventas`). To give someone a role: "
+        f"`{COMMAND} grant @maria supervisor team:ventas`.",
+        word=token.raw,
+    )
+
+
+def _change_teams(option: Token) -> tuple[str, ...] | ParseError:
+    """The teams of a ``team:`` target in a change (every other option is refused)."""
+    lexeme = _OPTIONS.get(option.key or "")
+    if lexeme is None:
+        return _unknown_option(option, _CHANGE)
+    if lexeme.canonical == "buttons":
+        return _error(
+            f"{_quote(option.raw)}: in a show/hide command the buttons are plain words, like "
+            f"`{COMMAND} hide dial disposition 1001` (`buttons:` is for `grant`).",
+            word=option.raw,
+        )
+    if lexeme.canonical != "team":
+        return _option_not_here(option, _CHANGE)
+    scope = _scope([option], every=False)
+    assert scope is not None  # every=False never yields "every team"
+    return scope
 
 
 def _parse_change(tokens: Sequence[Token]) -> Parsed:
@@ -521,13 +1050,30 @@ def _parse_change(tokens: Sequence[Token]) -> Parsed:
     displays: dict[Display, str] = {}
     buttons: set[Button] = set()
     targets: list[str] = []
-    for token in _join_ranges(tokens):
+    teams: set[str] = set()
+    typed: list[str] = []
+    joined = _join_ranges(tokens)
+    for index, token in enumerate(joined):
+        if token.mention is not None:
+            return _mention_in_change(token)
+        if token.key is not None:
+            names = _change_teams(token)
+            if isinstance(names, ParseError):
+                return names
+            teams.update(names)
+            typed.append(token.raw)
+            continue
         if _TARGET.fullmatch(token.raw):
             targets.append(token.raw)
+            typed.append(token.raw)
             continue
         lexeme = _LEXICON.get(token.norm)
         if lexeme is None:
-            return _unknown_word(token.raw)
+            verb = _VERBS.get(token.norm)
+            if verb is not None:
+                return _misplaced_verb(token, verb)
+            previous = joined[index - 1] if index else None
+            return _spaced_list(previous, token) or _unknown_word(token.raw, first=index == 0)
         if lexeme.kind is WordKind.RANGE:
             return _misplaced_range_word(token.raw)
         if lexeme.kind is WordKind.DISPLAY and lexeme.display is not None:
@@ -546,22 +1092,642 @@ def _parse_change(tokens: Sequence[Token]) -> Parsed:
     agents = parse_targets(targets) if targets else ()
     if isinstance(agents, ParseError):
         return agents
-    if display is None or not ordered or not agents:
-        return ParseError(_missing(display, ordered, targets))
-    return ChangeCommand(display=display, buttons=ordered, agents=agents)
+    if display is None or not ordered or not (agents or teams):
+        return ParseError(_missing(display, ordered, typed))
+    return ChangeCommand(
+        display=display, buttons=ordered, agents=agents, teams=tuple(sorted(teams))
+    )
+
+
+# --------------------------------------------------------------------------- parts of commands
+
+
+@dataclass(frozen=True)
+class _Usage:
+    """What a command takes, for messages about words that do not belong in it."""
+
+    verb: str
+    """As the user said it (``otorgar``, ``team create``)."""
+    example: str
+    """A whole command to copy, already in backticks."""
+    options: tuple[str, ...]
+    """Canonical keys of the options it takes."""
+    takes: str
+    """What may come where the stray word stood, as a clause."""
+
+
+_CHANGE = _Usage(
+    "show/hide",
+    f"`{COMMAND} hide dial team:ventas 1001`",
+    ("team",),
+    "a change takes only `team:…`",
+)
+
+_BUTTON_SPELLING = {
+    key: alias for key, alias in _SPELLING.items() if _LEXICON[key].kind is WordKind.BUTTON
+}
+_NAME = re.compile(r"[a-z0-9](?:[a-z0-9_-]*[a-z0-9])?")
+"""A team or operation name: it starts and ends with a letter or digit, since ``piso1-`` followed by
+`` 2`` would read as the range ``1-2``."""
+
+
+def _unknown_option(option: Token, usage: _Usage) -> ParseError:
+    value = option.raw.partition(":")[2]
+    spelling = {k: v for k, v in _OPTION_SPELLING.items() if _OPTIONS[k].canonical in usage.options}
+    closest = _closest(option.key or "", spelling)
+    suggestion = f"{_OPTIONS[normalize(closest)].canonical}:{value}" if closest else None
+    message = f"I don't understand {_quote(option.raw)}"
+    if suggestion is not None:
+        message += f" — did you mean {_quote(suggestion)}?"
+    else:
+        message += f": {usage.takes}, like {usage.example}."
+    return _error(message, word=option.raw, suggestion=suggestion)
+
+
+def _option_not_here(option: Token, usage: _Usage) -> ParseError:
+    return _error(
+        f"{_quote(option.raw)} has no place in `{usage.verb}`: {usage.takes}, like "
+        f"{usage.example}.",
+        word=option.raw,
+    )
+
+
+def _options(tokens: Sequence[Token], usage: _Usage) -> dict[str, list[Token]] | ParseError:
+    """Group option words by canonical key; anything else is an error."""
+    found: dict[str, list[Token]] = {}
+    for index, token in enumerate(tokens):
+        if token.key is None:
+            return _spaced_list(tokens[index - 1] if index else None, token) or _stray(token, usage)
+        lexeme = _OPTIONS.get(token.key)
+        if lexeme is None:
+            return _unknown_option(token, usage)
+        if lexeme.canonical not in usage.options:
+            return _option_not_here(token, usage)
+        found.setdefault(lexeme.canonical, []).append(token)
+    return found
+
+
+def _spaced_list(option: Token | None, token: Token) -> ParseError | None:
+    """``team:ventas, cobranza``: a list continued after a space, which ends an option."""
+    if option is None or option.key is None or not option.values or not token.plain:
+        return None
+    lexeme = _OPTIONS.get(option.key)
+    if lexeme is None:
+        return None
+    button = _LEXICON.get(token.norm)
+    if (
+        lexeme.canonical == "team" and _NAME.fullmatch(token.norm) and token.norm not in _RESERVED
+    ) or (lexeme.canonical == "buttons" and button is not None and button.kind is WordKind.BUTTON):
+        joined = f"{option.raw},{token.raw}"
+        return _error(
+            f"Write a list without spaces, {_quote(joined)}: after a space, {_quote(token.raw)} "
+            f"is no longer part of {_quote(option.raw)}.",
+            word=token.raw,
+        )
+    return None
+
+
+def _stray(token: Token, usage: _Usage) -> ParseError:
+    """A word where the command takes something else: say what, with a hint when we can guess."""
+    shown, norm = token.shown, token.norm
+    after = f"{_quote(shown)} has no place here: {usage.takes}, like {usage.example}."
+    if token.mention is not None:
+        if isinstance(token.mention.ref, UserRef | GroupRef):
+            message = (
+                f"Name one person or user group per command; {_quote(shown)} is another one. "
+                f"Run `{usage.verb}` again for it."
+            )
+        else:
+            message = after
+    elif token.key is not None:
+        message = after
+    elif (lexeme := _LEXICON.get(norm)) is not None and lexeme.kind is WordKind.BUTTON:
+        message = (
+            f"Write the buttons as `buttons:{lexeme.canonical}`, not {_quote(shown)} alone "
+            f"(`buttons:dial,disposition` for several)."
+            if "buttons" in usage.options
+            else after
+        )
+    elif norm in _ROLES:
+        message = (
+            f"One role per command: {_quote(shown)} is a second one. Run `{usage.verb}` again."
+        )
+    elif "team" in usage.options and _TARGET.fullmatch(token.raw):
+        message = (
+            f"{_quote(shown)}: roles are given over teams, not agent ids. Put the agents in a "
+            f"team (`{COMMAND} team create`) and write `team:` and its name."
+        )
+    elif "team" in usage.options and _NAME.fullmatch(norm) and norm not in _RESERVED:
+        message = (
+            f"Write the team as `team:{norm}` (no space), not {_quote(shown)} alone "
+            f"(`team:{norm},otro` for several)."
+        )
+    else:
+        message = f"I don't understand {_quote(shown)} here: {usage.takes}, like {usage.example}."
+    return _error(message, word=token.raw)
+
+
+def _subject(token: Token | None, verb: str, rest: str) -> Subject | ParseError:
+    """The person or user group a grant, revoke or roles command is about."""
+    example = _example(verb, "@maria", rest)
+    if token is None:
+        return _error(
+            "Say who: type `@` and pick the person or user group from Slack's autocomplete, "
+            f"like {example}."
+        )
+    shown = _quote(token.shown)
+    if token.mention is not None:
+        ref = token.mention.ref
+        if isinstance(ref, UserRef | GroupRef):
+            return ref
+        what = "a channel" if isinstance(ref, ChannelRef) else "not one person or user group"
+        return _error(
+            f"{shown} is {what}: `{verb}` is about a person or a user group, like {example}.",
+            word=token.raw,
+        )
+    if token.plain and token.norm in _ROLES:
+        return _error(f"Say who before the role {shown}, like {example}.", word=token.raw)
+    lexeme = _LEXICON.get(token.norm) if token.plain else None
+    if (lexeme is not None and lexeme.kind in (WordKind.DISPLAY, WordKind.BUTTON)) or (
+        token.plain and _TARGET.fullmatch(token.raw)
+    ):
+        return _error(
+            f"`{verb}` is about people's roles, so {shown} can't follow it. To show or hide "
+            f"buttons, write `{COMMAND} hide dial 1001` (`ocultar`, `mostrar`).",
+            word=token.raw,
+        )
+    return _error(
+        f"{shown} is not a mention: type `@` and pick the person or user group from Slack's "
+        f"autocomplete, so that it becomes one (typing the name is not enough), like {example}.",
+        word=token.raw,
+    )
+
+
+_ROLE_LIST = "`admin`, `supervisor`, `requester` or `viewer`"
+
+
+def _role(token: Token, verb: str, subject: str) -> Role | ParseError:
+    lexeme = _ROLES.get(token.norm) if token.plain else None
+    if lexeme is not None and lexeme.role is not None:
+        return lexeme.role
+    example = _example(verb, subject, "supervisor team:ventas")
+    if token.mention is not None and isinstance(token.mention.ref, UserRef | GroupRef):
+        return _error(
+            f"Name one person or user group per command; {_quote(token.shown)} is another one. "
+            f"After the first comes the role, like {example}.",
+            word=token.raw,
+        )
+    if token.key is not None:
+        return _error(
+            f"Say the role before {_quote(token.raw)}: {_ROLE_LIST}, like {example}.",
+            word=token.raw,
+        )
+    suggestion = _closest(token.norm, _ROLE_SPELLING) if token.plain else None
+    message = f"{_quote(token.shown)} is not a role"
+    message += f" — did you mean `{suggestion}`?" if suggestion else "."
+    message += f" The roles are {_ROLE_LIST} (`administrador`, `solicitante`, `observador`)."
+    return _error(message, word=token.raw, suggestion=suggestion)
+
+
+def _name(token: Token, what: str, *, team: bool = True) -> str | ParseError:
+    """A team (or operation) name, normalized, or why the word can't be one."""
+    word, shown = token.raw, _quote(token.shown)
+    if token.mention is not None:
+        return _error(
+            f"{shown} is a mention; a {what} is named by a plain word, like `ventas`.", word=word
+        )
+    if token.key is not None:
+        return _error(f"Write just the {what}'s name, like `ventas`, not {shown}.", word=word)
+    name = token.norm
+    if not _NAME.fullmatch(name):
+        return _error(
+            f"{shown} is not a valid {what} name: use letters, digits, `-` and `_`, starting "
+            "and ending with a letter or a digit, like `ventas` or `ventas-2`.",
+            word=word,
+        )
+    if len(name) > MAX_NAME_LENGTH:
+        return _error(
+            f"{shown} is too long for a {what} name: at most {MAX_NAME_LENGTH} characters.",
+            word=word,
+        )
+    if team and _TARGET.fullmatch(name):
+        return _error(
+            f"{shown} looks like an agent id or range, so it can't name a team: give the name a "
+            "letter, like `ventas` or `piso-2`.",
+            word=word,
+        )
+    if team and name in _RESERVED:
+        return _error(
+            f"{shown} can't name a team: agentbox uses that word. Pick another, like `ventas`.",
+            word=word,
+        )
+    return name
+
+
+def _scope(options: Sequence[Token], *, every: bool) -> tuple[str, ...] | ParseError | None:
+    """The teams of ``team:`` options, sorted; None (every team) for ``team:*`` when allowed."""
+    names: set[str] = set()
+    all_teams: Token | None = None
+    for option in options:
+        if not option.values:
+            alternative = " or `team:*` for every team" if every else ""
+            return _error(
+                f"{_quote(option.raw)} needs a team name right after it, like "
+                f"`team:ventas`{alternative}.",
+                word=option.raw,
+            )
+        for value in option.values:
+            if value.plain and value.norm in _EVERY_TEAM:
+                if not every:
+                    return _error(
+                        f"{_quote(option.raw)} would reach the agents of every team: a show/hide "
+                        "command names its teams, like `team:ventas` or `team:ventas,cobranza`.",
+                        word=option.raw,
+                    )
+                all_teams = value
+                continue
+            name = _name(value, "team")
+            if isinstance(name, ParseError):
+                return name
+            names.add(name)
+    if all_teams is not None:
+        if names:
+            return _error(
+                f"{_quote(all_teams.raw)} already means every team: write `team:*` alone, or "
+                "name the teams.",
+                word=all_teams.raw,
+            )
+        return ALL_TEAMS
+    return tuple(sorted(names))
+
+
+def _button_scope(options: Sequence[Token]) -> tuple[Button, ...] | ParseError | None:
+    """The buttons of ``buttons:`` options, or None when they are all of them."""
+    chosen: set[Button] = set()
+    for option in options:
+        if not option.values:
+            return _error(
+                f"{_quote(option.raw)} needs buttons right after it, like "
+                "`buttons:dial,disposition`.",
+                word=option.raw,
+            )
+        for value in option.values:
+            lexeme = _LEXICON.get(value.norm) if value.plain else None
+            if lexeme is None or lexeme.kind is not WordKind.BUTTON:
+                suggestion = _closest(value.norm, _BUTTON_SPELLING) if value.plain else None
+                message = f"{_quote(value.shown)} is not a button"
+                message += f" — did you mean `{suggestion}`?" if suggestion else "."
+                message += " The buttons are `dial`, `disposition`, `hungup`, or `all`."
+                return _error(message, word=value.raw, suggestion=suggestion)
+            chosen.update(lexeme.buttons)
+    if chosen == set(_ALL_BUTTONS):
+        return None
+    return tuple(b for b in _ALL_BUTTONS if b in chosen)
+
+
+def _channels(option: Token) -> list[ChannelRef] | ParseError:
+    """The channels of an option like ``approvals:#c`` or ``channels:#a,#b``."""
+    key = normalize(option.raw.partition(":")[0])
+    if not option.values:
+        return _error(
+            f"{_quote(option.raw)} needs a channel right after it, like `{key}:#ventas`.",
+            word=option.raw,
+        )
+    channels: list[ChannelRef] = []
+    for value in option.values:
+        if value.mention is not None and isinstance(value.mention.ref, ChannelRef):
+            channels.append(value.mention.ref)
+        else:
+            return _not_a_channel(value)
+    return channels
+
+
+def _not_a_channel(token: Token) -> ParseError:
+    return _error(
+        f"{_quote(token.shown)} is not a link to a channel: type `#` and pick the channel from "
+        "Slack's autocomplete, so that it becomes one (typing the name is not enough).",
+        word=token.raw,
+    )
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _parse_grant(verb: str, args: Sequence[Token]) -> Parsed:
+    subject = _subject(args[0] if args else None, verb, "supervisor team:ventas")
+    if isinstance(subject, ParseError):
+        return subject
+    label = args[0].shown
+    if len(args) < 2:
+        return _error(
+            f"Say which role to give: {_ROLE_LIST}, like "
+            f"{_example(verb, label, 'supervisor team:ventas')}."
+        )
+    role = _role(args[1], verb, label)
+    if isinstance(role, ParseError):
+        return role
+    example = _example(verb, label, role.value, "team:ventas buttons:dial")
+    usage = _Usage(
+        verb, example, ("team", "buttons"), "after the role come `team:…` and `buttons:…`"
+    )
+    options = _options(args[2:], usage)
+    if isinstance(options, ParseError):
+        return options
+    team_options, button_options = options.get("team", []), options.get("buttons", [])
+    if role is Role.ADMIN:
+        if team_options or button_options:
+            word = (team_options or button_options)[0].raw
+            return _error(
+                f"Admins may do everything on every team, so an `admin` grant takes no "
+                f"{_quote(word)}: {_example(verb, label, 'admin')}. For less, grant "
+                "`supervisor`, `requester` or `viewer` with `team:`.",
+                word=word,
+            )
+        return GrantCommand(subject, Role.ADMIN, ALL_TEAMS, None)
+    if not team_options:
+        return _error(
+            f"Say which teams: `team:ventas` or `team:*` for all, like "
+            f"{_example(verb, label, role.value, 'team:ventas')}."
+        )
+    if button_options and role is Role.VIEWER:
+        word = button_options[0].raw
+        return _error(
+            f"Viewers change no buttons, so a `viewer` grant takes no {_quote(word)}; "
+            "`buttons:` narrows a `supervisor` or `requester` grant.",
+            word=word,
+        )
+    teams = _scope(team_options, every=True)
+    if isinstance(teams, ParseError):
+        return teams
+    buttons = _button_scope(button_options) if button_options else None
+    if isinstance(buttons, ParseError):
+        return buttons
+    return GrantCommand(subject, role, teams, buttons)
+
+
+def _parse_revoke(verb: str, args: Sequence[Token]) -> Parsed:
+    subject = _subject(args[0] if args else None, verb, "supervisor team:ventas")
+    if isinstance(subject, ParseError):
+        return subject
+    label, rest = args[0].shown, args[1:]
+    role: Role | None = None
+    if rest and rest[0].key is None:
+        found = _role(rest[0], verb, label)
+        if isinstance(found, ParseError):
+            return found
+        role, rest = found, rest[1:]
+    example = _example(verb, label, role.value if role else "supervisor", "team:ventas")
+    usage = _Usage(verb, example, ("team",), "after the role comes only `team:…`")
+    options = _options(rest, usage)
+    if isinstance(options, ParseError):
+        return options
+    team_options = options.get("team", [])
+    if role is Role.ADMIN and team_options:
+        word = team_options[0].raw
+        return _error(
+            f"Admins hold every team, so taking `admin` away takes no {_quote(word)}: "
+            f"{_example(verb, label, 'admin')}.",
+            word=word,
+        )
+    teams = _scope(team_options, every=True) if team_options else ALL_TEAMS
+    if isinstance(teams, ParseError):
+        return teams
+    return RevokeCommand(subject, role, teams)
+
+
+def _parse_roles(verb: str, args: Sequence[Token]) -> Parsed:
+    if not args:
+        return RolesCommand(None)
+    subject = _subject(args[0], verb, "")
+    if isinstance(subject, ParseError):
+        return subject
+    if len(args) > 1:
+        usage = _Usage(verb, _example(verb, "@maria"), (), f"`{verb}` takes one person or group")
+        return _stray(args[1], usage)
+    return RolesCommand(subject)
+
+
+def _parse_whoami(verb: str, args: Sequence[Token]) -> Parsed:
+    if args:
+        return _stray(args[0], _Usage(verb, _example(verb), (), f"`{verb}` takes nothing more"))
+    return WhoamiCommand()
+
+
+_TEAM_ACTIONS = "`create`, `add`, `remove`, `show` or `list`"
+
+
+def _parse_team(verb: str, args: Sequence[Token]) -> Parsed:
+    if not args:
+        return _error(
+            f"Say what to do with teams: {_TEAM_ACTIONS}, like {_example(verb, 'show ventas')}."
+        )
+    head, rest = args[0], args[1:]
+    lexeme = _TEAM_VERBS.get(head.norm) if head.plain else None
+    if lexeme is None:
+        if rest and rest[0].plain and rest[0].norm in _TEAM_VERBS:
+            action = _TEAM_VERB_SPELLING[rest[0].norm]
+            return _error(
+                f"Say what to do before the team's name: {_example(verb, action, head.shown)}."
+            )
+        suggestion = _closest(head.norm, _TEAM_VERB_SPELLING) if head.plain else None
+        message = f"I don't understand {_quote(head.shown)} after `{verb}`"
+        message += f" — did you mean `{suggestion}`?" if suggestion else "."
+        message += f" Say {_TEAM_ACTIONS}, like {_example(verb, 'show ventas')}."
+        return _error(message, word=head.raw, suggestion=suggestion)
+    action = lexeme.canonical
+    said = f"{verb} {_TEAM_VERB_SPELLING[head.norm]}"
+    if action == "list":
+        if rest:
+            return _stray(rest[0], _Usage(said, _example(said), (), f"`{said}` takes nothing more"))
+        return TeamListCommand()
+    examples = {
+        "create": "ventas 1001-1050 #ventas",
+        "add": "ventas 1051-1060",
+        "remove": "ventas 1001",
+        "show": "ventas",
+    }
+    example = _example(said, examples[action])
+    if not rest:
+        return _error(f"Say which team, like {example}.")
+    name = _name(rest[0], "team")
+    if isinstance(name, ParseError):
+        return name
+    if action == "show":
+        if len(rest) > 1:
+            return _stray(rest[1], _Usage(said, example, (), f"`{said}` takes only a team's name"))
+        return TeamShowCommand(name)
+    if action == "create":
+        return _parse_team_create(said, name, rest[1:])
+    usage = _Usage(said, example, (), "after the team's name come only agent ids and ranges")
+    agents = _members(rest[1:], usage)
+    if isinstance(agents, ParseError):
+        return agents
+    return TeamAddCommand(name, agents) if action == "add" else TeamRemoveCommand(name, agents)
+
+
+_TEAM_BOUND = f"one command can name at most {MAX_AGENTS} agents for a team"
+
+
+def _members(tokens: Sequence[Token], usage: _Usage) -> tuple[str, ...] | ParseError:
+    """The agent ids of ``team add|remove``: ids, ranges and range words, nothing else."""
+    targets: list[str] = []
+    for token in _join_ranges(tokens):
+        if token.plain and _TARGET.fullmatch(token.raw):
+            targets.append(token.raw)
+        elif token.plain and _is_range_word(token):
+            return _misplaced_range_word(token.raw)
+        else:
+            return _stray(token, usage)
+    if not targets:
+        return _error(f"Say which agents, like {usage.example}.")
+    return _agents(targets, _TEAM_BOUND)
+
+
+def _parse_team_create(said: str, name: str, tokens: Sequence[Token]) -> Parsed:
+    example = _example(said, name, "1001-1050 #ventas")
+    usage = _Usage(
+        said,
+        example,
+        ("approvals", "channels", "operation"),
+        "after the name come its agents, its `#channel`, and optionally `approvals:#channel`, "
+        "`channels:#a,#b` and `operation:name`",
+    )
+    targets: list[str] = []
+    homes: list[Token] = []
+    approvals: ChannelRef | None = None
+    change_channels: list[ChannelRef] | None = None
+    operation: str | None = None
+    for token in _join_ranges(tokens):
+        if token.mention is not None:
+            if isinstance(token.mention.ref, ChannelRef):
+                homes.append(token)
+                continue
+            if isinstance(token.mention.ref, UserRef | GroupRef):
+                return _error(
+                    f"{_quote(token.shown)}: a team is agents and channels; people get roles "
+                    f"with `grant`, like `{COMMAND} grant @maria supervisor team:{name}`.",
+                    word=token.raw,
+                )
+            return _stray(token, usage)
+        if token.key is not None:
+            lexeme = _OPTIONS.get(token.key)
+            if lexeme is None:
+                return _unknown_option(token, usage)
+            if lexeme.canonical not in usage.options:
+                return _option_not_here(token, usage)
+            if lexeme.canonical == "operation":
+                if len(token.values) != 1:
+                    return _error(
+                        f"{_quote(token.raw)}: say one operation, like `operation:default`.",
+                        word=token.raw,
+                    )
+                found = _name(token.values[0], "operation", team=False)
+                if isinstance(found, ParseError):
+                    return found
+                if operation is not None and found != operation:
+                    return _error(
+                        f"A team belongs to one operation; {_quote(token.raw)} names a second.",
+                        word=token.raw,
+                    )
+                operation = found
+                continue
+            channels = _channels(token)
+            if isinstance(channels, ParseError):
+                return channels
+            if lexeme.canonical == "channels":
+                change_channels = change_channels or []
+                for channel in channels:
+                    if channel not in change_channels:
+                        change_channels.append(channel)
+                continue
+            if len(set(channels)) > 1 or (approvals is not None and approvals != channels[0]):
+                return _error(
+                    f"A team has one approvals channel; {_quote(token.raw)} names another.",
+                    word=token.raw,
+                )
+            approvals = channels[0]
+            continue
+        if _TARGET.fullmatch(token.raw):
+            targets.append(token.raw)
+        elif _is_range_word(token):
+            return _misplaced_range_word(token.raw)
+        elif token.raw.startswith("#"):
+            return _not_a_channel(token)
+        else:
+            return _stray(token, usage)
+    if not targets:
+        return _error(f"Say which agents are in the team, like {example}.")
+    agents = _agents(targets, _TEAM_BOUND)
+    if isinstance(agents, ParseError):
+        return agents
+    if not homes:
+        return _error(
+            "Say the team's channel: type `#` and pick it from Slack's autocomplete, like "
+            f"{example}."
+        )
+    home = homes[0].mention.ref if homes[0].mention else None
+    assert isinstance(home, ChannelRef)
+    for other in homes[1:]:
+        if other.mention is not None and other.mention.ref != home:
+            return _error(
+                f"A team has one channel, and {_quote(homes[0].shown)} and "
+                f"{_quote(other.shown)} are two. For more channels that may change its agents, "
+                f"add `channels:#a,#b`.",
+                word=other.raw,
+            )
+    return TeamCreateCommand(
+        name=name,
+        agents=agents,
+        channel=home,
+        approvals=approvals,
+        change_channels=tuple(change_channels) if change_channels is not None else None,
+        operation=operation,
+    )
+
+
+_PARSERS = {
+    "grant": _parse_grant,
+    "revoke": _parse_revoke,
+    "roles": _parse_roles,
+    "whoami": _parse_whoami,
+    "team": _parse_team,
+}
+_TOPICS = {
+    "grant": Section.GRANTS,
+    "revoke": Section.GRANTS,
+    "roles": Section.GRANTS,
+    "whoami": Section.VIEWER,
+    "team": Section.TEAMS,
+}
+
+
+def _leading_verb(tokens: Sequence[Token]) -> tuple[Lexeme, int, str] | None:
+    """The verb the command starts with, the number of words it took, and its best spelling."""
+    for length in (2, 1):  # the longest alias first: `quién soy`
+        words = tokens[:length]
+        if len(words) == length and all(word.plain for word in words):
+            key = " ".join(word.norm for word in words)
+            if (lexeme := _VERBS.get(key)) is not None:
+                return lexeme, length, _VERB_SPELLING[key]
+    return None
 
 
 def parse(text: str) -> Parsed:
     """Parse the text after ``/agentbox``. Never raises: the unexpected becomes a ParseError."""
     try:
         tokens = tokenize(text)
+        verb = _leading_verb(tokens)
         if not tokens or any(
-            (lexeme := _LEXICON.get(token.norm)) is not None and lexeme.kind is WordKind.HELP
+            token.plain
+            and (lexeme := _LEXICON.get(token.norm)) is not None
+            and lexeme.kind is WordKind.HELP
             for token in tokens
         ):
-            return HelpCommand()
-        # Later verbs (grant, team, status, …) will be dispatched here on their leading word.
-        return _parse_change(tokens)
+            return HelpCommand(_TOPICS[verb[0].canonical] if verb else None)
+        if verb is None:
+            return _parse_change(tokens)
+        lexeme, length, said = verb
+        return _PARSERS[lexeme.canonical](said, tokens[length:])
     except Exception:  # a bug here must not become an error page for the user
         _log.exception("grammar failed on %r", text)
         return ParseError(f"Sorry, I could not read that command. {_HELP_HINT}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -115,3 +115,68 @@ class AuditEvent(Base):
     decision: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(Text)
     change_id: Mapped[int | None] = mapped_column(ForeignKey("changes.id", ondelete="SET NULL"))
+
+
+class Operation(Base):
+    """A wolkvox operation (tenant) in the database; its token is encrypted (storage/secrets)."""
+
+    __tablename__ = "operations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    server: Mapped[str] = mapped_column(String(64))
+    token_ciphertext: Mapped[str] = mapped_column(Text)
+    concurrency: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Team(Base):
+    """Agents of one operation, with the channel for their trail."""
+
+    __tablename__ = "teams"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(40), unique=True)
+    operation: Mapped[str] = mapped_column(String(64))
+    channel_id: Mapped[str] = mapped_column(String(32))
+    approvals_channel_id: Mapped[str | None] = mapped_column(String(32))
+    #: Comma-separated channel ids where changes to these agents are accepted; empty = anywhere.
+    change_channels: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    agents: Mapped[list[TeamAgent]] = relationship(
+        back_populates="team", cascade="all, delete-orphan", order_by="TeamAgent.agent_id"
+    )
+
+
+class TeamAgent(Base):
+    """An agent's membership; an agent belongs to at most one team per operation."""
+
+    __tablename__ = "team_agents"
+    __table_args__ = (UniqueConstraint("operation", "agent_id", name="uq_team_agents_operation"),)
+
+    team_id: Mapped[int] = mapped_column(
+        ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True
+    )
+    agent_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    operation: Mapped[str] = mapped_column(String(64))
+
+    team: Mapped[Team] = relationship(back_populates="agents")
+
+
+class Grant(Base):
+    """A role given to a Slack user or user group, over some teams (or all) and buttons (or all)."""
+
+    __tablename__ = "grants"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subject_type: Mapped[str] = mapped_column(String(16))  # "user" | "usergroup"
+    subject_id: Mapped[str] = mapped_column(String(32), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    #: Comma-separated team names; NULL = every team.
+    teams: Mapped[str | None] = mapped_column(Text)
+    #: Comma-separated buttons; NULL = every button.
+    buttons: Mapped[str | None] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

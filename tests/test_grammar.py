@@ -11,14 +11,37 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from commands.grammar import (
+    ADMIN_USAGE,
+    ALL_TEAMS,
     MAX_AGENTS,
+    MAX_NAME_LENGTH,
+    ROLE_SECTIONS,
     USAGE,
     ChangeCommand,
+    ChannelRef,
+    GrantCommand,
+    GroupRef,
     HelpCommand,
     Parsed,
     ParseError,
+    RevokeCommand,
+    Role,
+    RolesCommand,
+    Section,
+    TeamAddCommand,
+    TeamCreateCommand,
+    TeamListCommand,
+    TeamRemoveCommand,
+    TeamShowCommand,
+    UserRef,
+    WhoamiCommand,
+    is_reserved,
+    normalize,
     parse,
     parse_targets,
+    sections_for,
+    tokenize,
+    usage,
 )
 from wolkvox.model import Button, Display
 
@@ -457,25 +480,518 @@ def test_very_long_word_is_truncated_in_message() -> None:
     assert len(err.message) < 1000
 
 
+# --------------------------------------------------------------------------- mentions
+
+MARIA = UserRef("U0123ABC")
+SUPS = GroupRef("S0123ABC")
+
+
+def grant(text: str) -> GrantCommand:
+    result = parse(text)
+    assert isinstance(result, GrantCommand), result
+    return result
+
+
+@pytest.mark.parametrize(
+    ("entity", "subject"),
+    [
+        ("<@U0123ABC>", MARIA),
+        ("<@U0123ABC|maria>", MARIA),
+        ("<@U0123ABC|maria lopez>", MARIA),  # a label with a space is still one word
+        ("<@W0123ABC|maria>", UserRef("W0123ABC")),  # enterprise user ids
+        ("<!subteam^S0123ABC>", SUPS),
+        ("<!subteam^S0123ABC|@supervisores>", SUPS),
+    ],
+)
+def test_slack_entities_are_subjects(entity: str, subject: UserRef | GroupRef) -> None:
+    assert grant(f"grant {entity} supervisor team:ventas").subject == subject
+
+
+@pytest.mark.parametrize("typed", ["&lt;@U0123ABC&gt;", "&lt;@U0123ABC|maria&gt;", "<@U1"])
+def test_escaped_angle_brackets_are_never_a_mention(typed: str) -> None:
+    # A user who types `<@U1>` gets `&lt;@U1&gt;` from Slack: text, not a mention.
+    err = error(f"grant {typed} supervisor team:ventas")
+    assert "not a mention" in err.message
+    assert "autocomplete" in err.message
+
+
+def test_entities_are_found_before_unescaping() -> None:
+    (token,) = tokenize("<#C1|ventas&amp;co>")
+    assert token.mention is not None
+    assert token.mention.ref == ChannelRef("C1")
+    assert token.mention.label == "#ventas&co"
+    (text,) = tokenize("&lt;#C1|ventas&gt;")
+    assert text.mention is None
+    assert text.raw == "<#C1|ventas>"
+
+
+def test_private_use_characters_cannot_forge_a_mention() -> None:
+    # The tokenizer marks mentions with private-use characters; typed ones are dropped first.
+    assert [t.mention for t in tokenize("\ue0000\ue001 <@U1>")] == [
+        None,
+        tokenize("<@U1>")[0].mention,
+    ]
+    assert change("hide dial \ue0000\ue001 1001").agents == ("0", "1001")
+
+
+def test_bare_at_name_asks_for_autocomplete() -> None:
+    err = error("grant @maria supervisor team:ventas")
+    assert err.word == "@maria"
+    assert "`@maria` is not a mention" in err.message
+    assert "autocomplete" in err.message
+
+
+@pytest.mark.parametrize(
+    ("entity", "what"),
+    [("<#C1|ventas>", "`#ventas` is a channel"), ("<!here>", "`@here` is not one person")],
+)
+def test_subject_must_be_a_person_or_group(entity: str, what: str) -> None:
+    err = error(f"grant {entity} supervisor team:ventas")
+    assert what in err.message
+    assert err.word == entity
+
+
+def test_mentions_are_echoed_by_label_without_pinging() -> None:
+    err = error("hide dial 1001 <!channel>")
+    assert "`@channel`" in err.message
+    assert "<!channel>" not in err.message
+
+
+# --------------------------------------------------------------------------- grant
+
+ROLE_ALIASES: dict[Role, tuple[str, ...]] = {
+    Role.ADMIN: ("admin", "administrador", "ADMINISTRADORA"),
+    Role.SUPERVISOR: ("supervisor", "supervisora", "Supervisor"),
+    Role.REQUESTER: ("requester", "solicitante"),
+    Role.VIEWER: ("viewer", "observador", "lector", "lectora"),
+}
+GRANT_VERBS = ("grant", "otorgar", "dar", "OTORGAR")
+REVOKE_VERBS = ("revoke", "revocar", "quitar")
+
+
+@pytest.mark.parametrize("verb", GRANT_VERBS)
+def test_grant_verbs(verb: str) -> None:
+    assert grant(f"{verb} <@U0123ABC|maria> supervisor team:ventas") == GrantCommand(
+        MARIA, Role.SUPERVISOR, ("ventas",), None
+    )
+
+
+@pytest.mark.parametrize(
+    ("alias", "role"),
+    [(alias, role) for role, aliases in ROLE_ALIASES.items() for alias in aliases],
+)
+def test_role_aliases(alias: str, role: Role) -> None:
+    scope = "" if role is Role.ADMIN else " team:*"
+    assert grant(f"grant <@U0123ABC> {alias}{scope}").role is role
+
+
+def test_grant_with_teams_and_buttons_in_any_order() -> None:
+    expected = GrantCommand(MARIA, Role.REQUESTER, ("cobranza", "ventas"), (DIAL, DISPO))
+    for text in (
+        "grant <@U0123ABC> requester team:ventas,cobranza buttons:dial,disposition",
+        "grant <@U0123ABC> requester buttons:disposition,dial team:Cobranza,VENTAS",
+        "grant <@U0123ABC> requester team:ventas buttons:dial team:cobranza buttons:dispo",
+        "dar <@U0123ABC> solicitante equipo:ventas,cobranza botones:llamar,tipificación",
+        "grant <@U0123ABC> requester team: ventas,cobranza buttons: dial,disposition",
+    ):
+        assert grant(text) == expected, text
+
+
+@pytest.mark.parametrize("every", ["*", "all", "todos", "ALL"])
+def test_every_team(every: str) -> None:
+    assert grant(f"grant <@U0123ABC> viewer team:{every}").teams is ALL_TEAMS
+
+
+def test_all_buttons_is_none() -> None:
+    assert grant("grant <@U0123ABC> supervisor team:x buttons:all").buttons is None
+    assert grant("grant <@U0123ABC> supervisor team:x buttons:dial,hungup,dispo").buttons is None
+    assert grant("grant <@U0123ABC> supervisor team:x buttons:hangup,dial").buttons == (DIAL, HUNG)
+
+
+def test_admin_takes_no_scope() -> None:
+    assert grant("grant <@U0123ABC> admin") == GrantCommand(MARIA, Role.ADMIN, None, None)
+    for extra in ("team:ventas", "team:*", "buttons:dial"):
+        err = error(f"grant <@U0123ABC> admin {extra}")
+        assert f"`{extra}`" in err.message
+        assert "admin" in err.message
+
+
+@pytest.mark.parametrize("role", ["supervisor", "requester", "viewer"])
+def test_other_roles_need_a_scope(role: str) -> None:
+    err = error(f"grant <@U0123ABC|maria> {role}")
+    assert "Say which teams: `team:ventas` or `team:*` for all" in err.message
+    assert f"`/agentbox grant @maria {role} team:ventas`" in err.message
+
+
+def test_viewers_take_no_buttons() -> None:
+    err = error("grant <@U0123ABC> viewer team:ventas buttons:dial")
+    assert "`buttons:dial`" in err.message
+    assert "`supervisor` or `requester`" in err.message
+
+
+@pytest.mark.parametrize(
+    ("text", "word", "says"),
+    [
+        ("grant", None, "Say who"),
+        ("grant <@U0123ABC>", None, "Say which role"),
+        ("grant supervisor <@U0123ABC> team:x", "supervisor", "before the role"),
+        ("grant <@U0123ABC> supervsor team:x", "supervsor", "did you mean `supervisor`?"),
+        ("grant <@U0123ABC> team:x", "team:x", "Say the role before `team:x`"),
+        ("grant <@U0123ABC> <@U2> supervisor", "<@U2>", "one person or user group"),
+        ("grant <@U0123ABC> supervisor viewer team:x", "viewer", "One role per command"),
+        ("grant <@U0123ABC> supervisor ventas", "ventas", "`team:ventas` (no space)"),
+        ("grant <@U0123ABC> supervisor team:x dial", "dial", "`buttons:dial`"),
+        ("grant <@U0123ABC> supervisor 1001", "1001", "not agent ids"),
+        ("grant <@U0123ABC> supervisor team:x, y", "y", "`team:x,y`"),
+        ("grant <@U0123ABC> supervisor team:x buttons:dial, hungup", "hungup", "without spaces"),
+        ("grant <@U0123ABC> supervisor tema:ventas", "tema:ventas", "did you mean `team:ventas`?"),
+        ("grant <@U0123ABC> supervisor team:x approvals:<#C1>", "approvals:<#C1>", "no place"),
+        ("grant <@U0123ABC> supervisor team:", "team:", "needs a team name"),
+        ("grant <@U0123ABC> supervisor team:*,x", "*", "already means every team"),
+        ("grant <@U0123ABC> supervisor team:x,1001", "1001", "looks like an agent id"),
+        ("grant <@U0123ABC> supervisor team:x buttons:dail", "dail", "did you mean `dial`?"),
+        ("grant <@U0123ABC> supervisor team:x buttons:hide", "hide", "is not a button"),
+        ("quitar dial 1001", "dial", "`ocultar`"),
+    ],
+)
+def test_grant_and_revoke_errors_are_specific(text: str, word: str | None, says: str) -> None:
+    err = error(text)
+    assert err.word == word
+    assert says in err.message
+
+
+# --------------------------------------------------------------------------- revoke, roles, whoami
+
+
+@pytest.mark.parametrize("verb", REVOKE_VERBS)
+def test_revoke_forms(verb: str) -> None:
+    subject = "<@U0123ABC|maria>"
+    assert parse(f"{verb} {subject}") == RevokeCommand(MARIA, None, None)
+    assert parse(f"{verb} {subject} lector") == RevokeCommand(MARIA, Role.VIEWER, None)
+    assert parse(f"{verb} {subject} team:y,x") == RevokeCommand(MARIA, None, ("x", "y"))
+    assert parse(f"{verb} {subject} supervisor team:x") == RevokeCommand(
+        MARIA, Role.SUPERVISOR, ("x",)
+    )
+    assert parse(f"{verb} {subject} supervisor team:*") == RevokeCommand(
+        MARIA, Role.SUPERVISOR, ALL_TEAMS
+    )
+    assert parse(f"{verb} <!subteam^S0123ABC> admin") == RevokeCommand(SUPS, Role.ADMIN, None)
+
+
+def test_revoke_refuses_what_it_cannot_mean() -> None:
+    assert "`team:x`" in error("revoke <@U0123ABC> admin team:x").message
+    err = error("revoke <@U0123ABC> supervisor buttons:dial")
+    assert "`buttons:dial` has no place in `revoke`" in err.message
+    assert "Say who" in error("revocar").message
+
+
+def test_roles_and_whoami() -> None:
+    assert parse("roles") == RolesCommand(None)
+    assert parse("PERMISOS <@U0123ABC|maria>") == RolesCommand(MARIA)
+    assert parse("roles <!subteam^S0123ABC|@supervisores>") == RolesCommand(SUPS)
+    for text in ("whoami", "WhoAmI", "quiensoy", "quién soy", "Quien   Soy"):
+        assert parse(text) == WhoamiCommand(), text
+    assert error("whoami now").word == "now"
+    assert error("quién soy yo").word == "yo"
+    assert error("roles <@U0123ABC> <@U2>").word == "<@U2>"
+    assert "not a mention" in error("roles maria").message
+
+
+# --------------------------------------------------------------------------- teams
+
+CREATE = "team create ventas 1001-1003 <#C0123ABC|ventas>"
+VENTAS_CHANNEL = ChannelRef("C0123ABC")
+
+
+def test_team_create() -> None:
+    assert parse(CREATE) == TeamCreateCommand(
+        "ventas", ("1001", "1002", "1003"), VENTAS_CHANNEL, None, None, None
+    )
+
+
+def test_team_create_with_everything_in_any_order() -> None:
+    expected = TeamCreateCommand(
+        name="ventas",
+        agents=("1001", "1002", "1003", "1010"),
+        channel=VENTAS_CHANNEL,
+        approvals=ChannelRef("C2"),
+        change_channels=(ChannelRef("C0123ABC"), ChannelRef("C3")),
+        operation="principal",
+    )
+    for text in (
+        "team create ventas 1001-1003 1010 <#C0123ABC|ventas> approvals:<#C2|ventas-sup> "
+        "channels:<#C0123ABC>,<#C3> operation:principal",
+        "equipo crear Ventas operación:Principal canales:<#C0123ABC>,<#C3>,<#C0123ABC> "
+        "<#C0123ABC|ventas> 1001 a 1003, 1010 aprobaciones: <#C2>",
+        "team create ventas channels:<#C0123ABC> 1001-1003 <#C0123ABC> channels:<#C3> "
+        "approvals:<#C2> 1010 approvals:<#C2> operation:principal",
+    ):
+        assert parse(text) == expected, text
+
+
+@pytest.mark.parametrize(
+    ("text", "word", "says"),
+    [
+        ("team create ventas 1001-1003", None, "Say the team's channel"),
+        ("team create ventas <#C1>", None, "Say which agents"),
+        ("team create ventas 1001 #ventas", "#ventas", "autocomplete"),
+        ("team create ventas 1001 <#C1> <#C2|otro>", "<#C2|otro>", "`#otro` are two"),
+        ("team create ventas 1001 <#C1> <@U1|maria>", "<@U1|maria>", "with `grant`"),
+        ("team create ventas 1001 <#C1> approvals:<#C2>,<#C3>", "approvals:<#C2>,<#C3>", "one"),
+        ("team create ventas 1001 <#C1> approvals:ventas", "ventas", "not a link to a channel"),
+        ("team create ventas 1001 <#C1> channels:", "channels:", "needs a channel"),
+        ("team create ventas 1001 <#C1> operation:a,b", "operation:a,b", "one operation"),
+        ("team create ventas 1001 <#C1> team:x", "team:x", "no place in `team create`"),
+        ("team create ventas 1001 <#C1> hola", "hola", "its agents, its `#channel`"),
+        ("team create ventas to 1001 <#C1>", "to", "between two agent ids"),
+        ("team create", None, "Say which team"),
+        ("team add ventas", None, "Say which agents"),
+        ("team add ventas <#C1>", "<#C1>", "only agent ids and ranges"),
+        ("team remove ventas team:x", "team:x", "only agent ids and ranges"),
+        ("team show", None, "Say which team"),
+        ("team show ventas cobranza", "cobranza", "takes only a team's name"),
+        ("team show team:ventas", "team:ventas", "just the team's name"),
+        ("team list ventas", "ventas", "takes nothing more"),
+        ("team", None, "`create`, `add`, `remove`, `show` or `list`"),
+        ("team crate ventas", "crate", "did you mean `create`?"),
+        ("team ventas show", None, "`/agentbox team show ventas`"),
+    ],
+)
+def test_team_errors_are_specific(text: str, word: str | None, says: str) -> None:
+    err = error(text)
+    assert err.word == word
+    assert says in err.message
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("show", "agentbox uses that word"),
+        ("ALL", "agentbox uses that word"),
+        ("todos", "agentbox uses that word"),
+        ("grant", "agentbox uses that word"),
+        ("supervisor", "agentbox uses that word"),
+        ("dial", "agentbox uses that word"),
+        ("tipificación", "agentbox uses that word"),
+        ("team", "agentbox uses that word"),
+        ("1001", "looks like an agent id"),
+        ("1001-1050", "looks like an agent id"),
+        ("-ventas", "not a valid team name"),
+        ("ventas!", "not a valid team name"),
+        ("ventas-", "not a valid team name"),
+        ("_ventas", "not a valid team name"),
+        ("x" * (MAX_NAME_LENGTH + 1), "too long"),
+    ],
+)
+def test_bad_team_names(name: str, says: str) -> None:
+    err = error(f"team create {name} 1001 <#C1>")
+    assert says in err.message
+    assert err.word == name
+    if not is_reserved(name) or normalize(name) not in ("all", "todos"):  # those mean every team
+        assert says in error(f"hide dial team:{name}").message
+
+
+def test_team_names_fold_case_and_accents() -> None:
+    assert parse("team show Canción_2") == TeamShowCommand("cancion_2")
+    assert parse("team show 2do-PISO") == TeamShowCommand("2do-piso")
+    assert parse(f"team show {'x' * MAX_NAME_LENGTH}") == TeamShowCommand("x" * MAX_NAME_LENGTH)
+
+
+def test_team_actions_and_spanish() -> None:
+    assert parse("team add ventas 1051-1052") == TeamAddCommand("ventas", ("1051", "1052"))
+    assert parse("equipo agregar ventas 1051 a 1052") == TeamAddCommand("ventas", ("1051", "1052"))
+    assert parse("EQUIPO Añadir ventas 7") == TeamAddCommand("ventas", ("7",))
+    assert parse("team remove ventas 1001") == TeamRemoveCommand("ventas", ("1001",))
+    # Inside `team`, `quitar` removes agents; as the first word it revokes a role.
+    assert parse("equipo quitar ventas 1001") == TeamRemoveCommand("ventas", ("1001",))
+    assert isinstance(parse("quitar <@U0123ABC>"), RevokeCommand)
+    for show in ("show", "ver", "mostrar"):
+        assert parse(f"team {show} ventas") == TeamShowCommand("ventas")
+    assert parse("team list") == parse("equipo listar") == TeamListCommand()
+
+
+def test_team_agents_obey_the_bound() -> None:
+    err = error(f"team add ventas 1-{MAX_AGENTS + 1}")
+    assert f"at most {MAX_AGENTS} agents for a team" in err.message
+    assert len(error("team create ventas 1-999999999999999 <#C1>").message) < 400
+
+
+# --------------------------------------------------------------------------- team targets
+
+
+def test_change_with_teams() -> None:
+    assert change("hide dial team:ventas") == ChangeCommand(Display.HIDE, (DIAL,), (), ("ventas",))
+    assert change("hide dial 1002, team:ventas, 1001 equipo:Cobranza team:ventas") == (
+        ChangeCommand(Display.HIDE, (DIAL,), ("1001", "1002"), ("cobranza", "ventas"))
+    )
+    assert change("team:y,x ocultar todo").teams == ("x", "y")
+    assert change("hide dial 1001").teams == ()
+
+
+def test_bound_still_applies_to_ids_next_to_teams() -> None:
+    err = error(f"hide dial team:ventas 1-{MAX_AGENTS + 1}")
+    assert f"at most {MAX_AGENTS}" in err.message
+
+
+@pytest.mark.parametrize(
+    ("text", "word", "says"),
+    [
+        ("hide dial team:*", "team:*", "names its teams"),
+        ("hide dial team:todos", "team:todos", "names its teams"),
+        ("hide dial team ventas", "team", "`team:ventas` (no space)"),
+        ("hide dial team:ventas, cobranza", "cobranza", "`team:ventas,cobranza`"),
+        ("hide dial team:", "team:", "needs a team name"),
+        ("hide dial team:ventas,1001", "1001", "looks like an agent id"),
+        ("hide buttons:dial 1001", "buttons:dial", "buttons are plain words"),
+        ("hide dial 1001 approvals:<#C1>", "approvals:<#C1>", "no place in `show/hide`"),
+        ("hide dial 1001 <@U0123ABC|maria>", "<@U0123ABC|maria>", "`@maria` has no place"),
+        ("hide dial 1001 grant", "grant", "starts a command of its own"),
+        ("grnat <@U1> supervisor team:x", "grnat", "did you mean `grant`?"),
+    ],
+)
+def test_team_target_errors(text: str, word: str, says: str) -> None:
+    err = error(text)
+    assert err.word == word
+    assert says in err.message
+
+
+def test_missing_parts_mention_teams() -> None:
+    err = error("hide team:ventas")
+    assert "button" in err.message
+    assert "`/agentbox hide disposition team:ventas`" in err.message
+    assert "`team:ventas`" in error("hide dial").message
+
+
+# --------------------------------------------------------------------------- help and usage
+
+
+@pytest.mark.parametrize(
+    ("text", "topic"),
+    [
+        ("team help", Section.TEAMS),
+        ("equipo crear ?", Section.TEAMS),
+        ("grant <@U1> ayuda", Section.GRANTS),
+        ("roles --help", Section.GRANTS),
+        ("quién soy ?", Section.VIEWER),
+        ("help team", None),
+        ("hide help", None),
+    ],
+)
+def test_help_topics(text: str, topic: Section | None) -> None:
+    assert parse(text) == HelpCommand(topic)
+
+
+def test_usage_sections() -> None:
+    assert usage([]) == usage(set())
+    viewer = usage({"viewer"})
+    assert "/agentbox whoami" in viewer
+    assert "/agentbox grant" not in viewer
+    assert "/agentbox hide" not in viewer
+    assert "/agentbox team create" not in viewer
+    assert usage(["teams", "change"]) == usage([Section.CHANGE, Section.TEAMS])
+    assert usage(["change"]) == USAGE
+    for section in Section:  # each section's text, between the intro and the footer
+        body = usage([section]).split("\n\n", 1)[1].rsplit("\n\n", 1)[0]
+        assert body in ADMIN_USAGE
+        assert body not in usage(set(Section) - {section})
+    assert ADMIN_USAGE.index("*Usage:*") < ADMIN_USAGE.index("*Roles:*")
+    with pytest.raises(ValueError):
+        usage({"nonsense"})
+
+
+def test_sections_for_roles() -> None:
+    assert sections_for([]) == {Section.VIEWER}
+    assert sections_for([Role.ADMIN]) == set(Section)
+    assert sections_for([Role.VIEWER, Role.REQUESTER]) == {Section.CHANGE, Section.VIEWER}
+    assert set(ROLE_SECTIONS) == set(Role)
+
+
+def _as_slack_sends(command: str) -> str:
+    """A help example as Slack would deliver it: names picked from autocomplete are entities."""
+    command = re.sub(r"@([a-z]+)", r"<@U1|\1>", command)
+    return re.sub(r"#([a-z-]+)", r"<#C1|\1>", command)
+
+
+def test_every_usage_example_parses() -> None:
+    examples = re.findall(r"`/agentbox ([^`<]*)`", ADMIN_USAGE)
+    assert len(examples) > 15
+    for example in examples:
+        result = parse(_as_slack_sends(example))
+        assert not isinstance(result, ParseError), (example, result)
+
+
 # --------------------------------------------------------------------------- properties
 
 
+TEAM_NAME = re.compile(r"[a-z0-9]([a-z0-9_-]{0,38}[a-z0-9])?")
+SLACK_ID = re.compile(r"[A-Z0-9]+")
+
+
+def check_teams(teams: tuple[str, ...] | None, *, empty: bool = False) -> None:
+    if teams is not None:
+        assert teams or empty
+        assert list(teams) == sorted(set(teams))
+        assert all(TEAM_NAME.fullmatch(team) and not is_reserved(team) for team in teams)
+        assert not any(re.fullmatch(r"[0-9]+(-[0-9]+)?", team) for team in teams)
+
+
+def check_agents(agents: tuple[str, ...]) -> None:
+    assert len(agents) <= MAX_AGENTS
+    assert len(set(agents)) == len(agents)
+    assert all(DIGITS.fullmatch(agent) for agent in agents)
+    assert list(agents) == sorted(agents, key=lambda a: (int(a), len(a)))
+
+
+def check_subject(subject: object) -> None:
+    assert isinstance(subject, UserRef | GroupRef)
+    assert SLACK_ID.fullmatch(subject.user_id if isinstance(subject, UserRef) else subject.group_id)
+
+
 def check_invariants(result: Parsed) -> None:
-    assert isinstance(result, ChangeCommand | HelpCommand | ParseError)
     if isinstance(result, ChangeCommand):
         assert isinstance(result.display, Display)
         assert result.buttons
         assert result.buttons == tuple(b for b in ALL if b in result.buttons)
-        assert 0 < len(result.agents) <= MAX_AGENTS
-        assert len(set(result.agents)) == len(result.agents)
-        assert all(DIGITS.fullmatch(agent) for agent in result.agents)
-        assert list(result.agents) == sorted(result.agents, key=lambda a: (int(a), len(a)))
+        assert result.agents or result.teams
+        check_agents(result.agents)
+        check_teams(result.teams, empty=True)
+    elif isinstance(result, GrantCommand):
+        check_subject(result.subject)
+        check_teams(result.teams)
+        if result.role in (Role.ADMIN, Role.VIEWER):
+            assert result.buttons is None
+        if result.role is Role.ADMIN:
+            assert result.teams is ALL_TEAMS
+        if result.buttons is not None:
+            assert result.buttons
+            assert result.buttons == tuple(b for b in ALL if b in result.buttons) != ALL
+    elif isinstance(result, RevokeCommand):
+        check_subject(result.subject)
+        check_teams(result.teams)
+        assert result.role is None or isinstance(result.role, Role)
+    elif isinstance(result, RolesCommand):
+        if result.subject is not None:
+            check_subject(result.subject)
+    elif isinstance(result, TeamCreateCommand | TeamAddCommand | TeamRemoveCommand):
+        check_teams((result.name,))
+        assert result.agents
+        check_agents(result.agents)
+        if isinstance(result, TeamCreateCommand):
+            assert isinstance(result.channel, ChannelRef)
+            assert result.change_channels is None or len(set(result.change_channels)) == len(
+                result.change_channels
+            )
+            assert result.operation is None or TEAM_NAME.fullmatch(result.operation)
+    elif isinstance(result, TeamShowCommand):
+        check_teams((result.name,))
     elif isinstance(result, ParseError):
         assert result.message
         assert "could not read" not in result.message  # the never-raise net caught a bug
         word = result.word
         if word is not None and len(word) < 30 and not set(word) & set("&<>`"):
             assert f"`{word}`" in result.message
+    else:
+        assert isinstance(result, HelpCommand | WhoamiCommand | TeamListCommand)
 
 
 @settings(max_examples=300, deadline=None)
@@ -626,3 +1142,281 @@ def test_parse_targets_matches_expansion(spans: list[tuple[int, int]]) -> None:
         assert f"{len(expected):,}" in result.message
     else:
         assert result == tuple(sorted(expected, key=int))
+
+
+# ------------------------------------------------------------------- properties: roles and teams
+
+VERB_WORDS = [*GRANT_VERBS, *REVOKE_VERBS, "roles", "permisos", "whoami", "quiensoy", "quién soy"]
+TEAM_WORDS = ["team", "equipo"]
+TEAM_ACTIONS: dict[str, tuple[str, ...]] = {
+    "create": ("create", "crear"),
+    "add": ("add", "agregar", "añadir"),
+    "remove": ("remove", "quitar"),
+    "show": ("show", "ver", "mostrar"),
+    "list": ("list", "listar"),
+}
+TEAM_KEYS = ("team", "equipo", "teams", "equipos")
+OPTION_KEYS = [*TEAM_KEYS, "buttons", "botones", "approvals", "aprobaciones", "channels"]
+OPTION_KEYS += ["canales", "operation", "operación", "tema", "x", "Team", "BUTTONS"]
+
+slack_ids = st.from_regex(r"\A[A-Z0-9]{1,11}\Z")
+labels = st.from_regex(r"\A[a-z][a-z0-9._ -]{0,10}\Z")
+team_names = (
+    st.from_regex(r"\A[a-z0-9]([a-z0-9_-]{0,13}[a-z0-9])?\Z")
+    .filter(lambda name: not re.fullmatch(r"[0-9]+(-[0-9]+)?", name))
+    .filter(lambda name: not is_reserved(name))
+)
+
+
+@st.composite
+def users(draw: st.DrawFn) -> tuple[str, UserRef]:
+    user_id = draw(st.sampled_from("UW")) + draw(slack_ids)
+    label = draw(st.none() | labels)
+    return (f"<@{user_id}>" if label is None else f"<@{user_id}|{label}>"), UserRef(user_id)
+
+
+@st.composite
+def groups(draw: st.DrawFn) -> tuple[str, GroupRef]:
+    group_id = "S" + draw(slack_ids)
+    label = draw(st.none() | labels)
+    entity = f"<!subteam^{group_id}>" if label is None else f"<!subteam^{group_id}|@{label}>"
+    return entity, GroupRef(group_id)
+
+
+@st.composite
+def channels(draw: st.DrawFn) -> tuple[str, ChannelRef]:
+    channel_id = draw(st.sampled_from("CG")) + draw(slack_ids)
+    label = draw(st.none() | labels.map(lambda label: label.replace(" ", "-")))
+    entity = f"<#{channel_id}>" if label is None else f"<#{channel_id}|{label}>"
+    return entity, ChannelRef(channel_id)
+
+
+subjects = st.one_of(users(), groups())
+entities = st.one_of(
+    subjects.map(lambda pair: pair[0]),
+    channels().map(lambda pair: pair[0]),
+    st.sampled_from(
+        [
+            "<!here>",
+            "<!channel|channel>",
+            "<https://example.com|link>",
+            "<mailto:a@b.c>",
+            "<!date^1392734382^{date}|Feb 18, 2014>",
+            "&lt;@U1&gt;",
+            "@maria",
+            "#ventas",
+            "<@U1",
+            "<>",
+            "<|>",
+            "<@>",
+            "\ue0000\ue001",
+        ]
+    ),
+)
+new_words = st.one_of(
+    st.sampled_from(
+        VERB_WORDS
+        + TEAM_WORDS
+        + [alias for aliases in TEAM_ACTIONS.values() for alias in aliases]
+        + [alias for aliases in ROLE_ALIASES.values() for alias in aliases]
+        + ["*", "todos", "quién", "soy"]
+    ),
+    team_names,
+    entities,
+    junk_words,
+)
+
+
+@st.composite
+def options(draw: st.DrawFn) -> str:
+    """A ``key:a,b`` word, with any key and any values."""
+    values = draw(st.lists(new_words, max_size=3))
+    return f"{draw(st.sampled_from(OPTION_KEYS))}:" + draw(st.sampled_from([",", ", "])).join(
+        values
+    )
+
+
+leads = st.one_of(
+    st.just(""),
+    st.sampled_from(VERB_WORDS),
+    st.tuples(st.sampled_from(TEAM_WORDS), st.sampled_from(list(TEAM_ACTIONS))).map(" ".join),
+)
+
+
+@st.composite
+def new_mixtures(draw: st.DrawFn) -> str:
+    """Text that often starts like a roles or teams command, then anything."""
+    out = draw(leads)
+    for word in draw(st.lists(st.one_of(new_words, options()), max_size=8)):
+        out += draw(st.sampled_from([" ", "  ", ",", ", ", "\t", ""])) + word
+    return out
+
+
+@settings(max_examples=500, deadline=None)
+@given(new_mixtures())
+def test_roles_and_teams_mixtures_never_raise(text: str) -> None:
+    check_invariants(parse(text))
+
+
+spaces = st.sampled_from([" ", "  ", "\t", " \n "])
+
+
+@st.composite
+def joined(draw: st.DrawFn, words: list[str]) -> str:
+    text = words[0]
+    for word in words[1:]:
+        text += draw(spaces) + word
+    return text
+
+
+@st.composite
+def team_scope(draw: st.DrawFn) -> tuple[list[str], tuple[str, ...] | None]:
+    """``team:`` words naming some teams, or every team, and the teams they mean."""
+    if draw(st.booleans()):
+        every = draw(st.sampled_from(["*", "all", "todos", "ALL"]))
+        return [f"{draw(st.sampled_from(TEAM_KEYS))}:{every}"], ALL_TEAMS
+    names = draw(st.lists(team_names, min_size=1, max_size=5))
+    cut = draw(st.integers(1, len(names)))
+    words = [
+        f"{draw(st.sampled_from(TEAM_KEYS))}:" + ",".join(draw(spelled(name)) for name in part)
+        for part in (names[:cut], names[cut:])
+        if part
+    ]
+    return words, tuple(sorted(set(names)))
+
+
+@st.composite
+def grant_commands(draw: st.DrawFn) -> tuple[str, GrantCommand]:
+    subject_text, subject = draw(subjects)
+    role = draw(st.sampled_from(list(Role)))
+    head = [
+        draw(spelled(draw(st.sampled_from(GRANT_VERBS)))),
+        subject_text,
+        draw(spelled(draw(st.sampled_from(ROLE_ALIASES[role])))),
+    ]
+    optional: list[str] = []
+    teams: tuple[str, ...] | None = ALL_TEAMS
+    buttons: tuple[Button, ...] | None = None
+    if role is not Role.ADMIN:
+        optional, teams = draw(team_scope())
+    if role in (Role.SUPERVISOR, Role.REQUESTER) and draw(st.booleans()):
+        button_sets = draw(st.lists(st.sampled_from(list(BUTTON_ALIASES)), min_size=1, max_size=3))
+        chosen = {button for group in button_sets for button in group}
+        buttons = None if chosen == set(ALL) else tuple(b for b in ALL if b in chosen)
+        spelled_buttons = [
+            draw(spelled(draw(st.sampled_from(BUTTON_ALIASES[group])))) for group in button_sets
+        ]
+        key = draw(st.sampled_from(["buttons", "botones", "Button", "botón"]))
+        optional.append(f"{key}:{','.join(spelled_buttons)}")
+    text = draw(joined(head + list(draw(st.permutations(optional)))))
+    return text, GrantCommand(subject, role, teams, buttons)
+
+
+@settings(max_examples=300, deadline=None)
+@given(grant_commands())
+def test_grant_commands_round_trip(case: tuple[str, GrantCommand]) -> None:
+    text, expected = case
+    assert parse(text) == expected
+    # What a user types as `<@U…>` reaches us escaped, and must never become a grant.
+    escaped = parse(text.replace("<", "&lt;").replace(">", "&gt;"))
+    assert isinstance(escaped, ParseError)
+    check_invariants(escaped)
+
+
+@st.composite
+def revoke_commands(draw: st.DrawFn) -> tuple[str, RevokeCommand]:
+    subject_text, subject = draw(subjects)
+    words = [draw(spelled(draw(st.sampled_from(REVOKE_VERBS)))), subject_text]
+    role = draw(st.none() | st.sampled_from(list(Role)))
+    if role is not None:
+        words.append(draw(spelled(draw(st.sampled_from(ROLE_ALIASES[role])))))
+    teams: tuple[str, ...] | None = ALL_TEAMS
+    if role is not Role.ADMIN and draw(st.booleans()):
+        scope, teams = draw(team_scope())
+        words += scope
+    return draw(joined(words)), RevokeCommand(subject, role, teams)
+
+
+@settings(max_examples=200, deadline=None)
+@given(revoke_commands())
+def test_revoke_commands_round_trip(case: tuple[str, RevokeCommand]) -> None:
+    text, expected = case
+    assert parse(text) == expected
+
+
+@st.composite
+def agent_targets(draw: st.DrawFn) -> tuple[list[str], tuple[str, ...]]:
+    """Target words (ids, ranges, ``a to b``) and the agents they mean, sorted."""
+    words: list[str] = []
+    agents: set[str] = set()
+    for _ in range(draw(st.integers(1, 6))):
+        low = draw(st.integers(0, 10**6))
+        high = low + draw(st.integers(0, 20))
+        if low == high and draw(st.booleans()):
+            words.append(str(low))
+        else:
+            dash = draw(st.sampled_from(["-", " - ", "–", " to ", " A ", " hasta "]))  # noqa: RUF001
+            words.append(f"{low}{dash}{high}")
+        agents.update(str(n) for n in range(low, high + 1))
+    return words, tuple(sorted(agents, key=lambda a: (int(a), len(a))))
+
+
+@st.composite
+def team_commands(
+    draw: st.DrawFn,
+) -> tuple[str, TeamCreateCommand | TeamAddCommand | TeamRemoveCommand]:
+    action = draw(st.sampled_from(["create", "add", "remove"]))
+    name = draw(team_names)
+    head = [
+        draw(spelled(draw(st.sampled_from(TEAM_WORDS)))),
+        draw(spelled(draw(st.sampled_from(TEAM_ACTIONS[action])))),
+        draw(spelled(name)),
+    ]
+    targets, agents = draw(agent_targets())
+    if action == "add":
+        return draw(joined(head + targets)), TeamAddCommand(name, agents)
+    if action == "remove":
+        return draw(joined(head + targets)), TeamRemoveCommand(name, agents)
+    channel_text, channel = draw(channels())
+    rest = [*targets, channel_text]
+    approvals: ChannelRef | None = None
+    change_channels: tuple[ChannelRef, ...] | None = None
+    operation: str | None = None
+    if draw(st.booleans()):
+        approvals_text, approvals = draw(channels())
+        rest.append(f"{draw(st.sampled_from(['approvals', 'aprobaciones']))}:{approvals_text}")
+    if draw(st.booleans()):
+        picked = draw(st.lists(channels(), min_size=1, max_size=3))
+        change_channels = tuple(dict.fromkeys(ref for _, ref in picked))
+        rest.append(f"{draw(st.sampled_from(['channels', 'canales']))}:")
+        rest[-1] += ",".join(entity for entity, _ in picked)
+    if draw(st.booleans()):
+        operation = draw(team_names)
+        rest.append(f"operation:{draw(spelled(operation))}")
+    command = TeamCreateCommand(name, agents, channel, approvals, change_channels, operation)
+    return draw(joined(head + list(draw(st.permutations(rest))))), command
+
+
+@settings(max_examples=300, deadline=None)
+@given(team_commands())
+def test_team_commands_round_trip(
+    case: tuple[str, TeamCreateCommand | TeamAddCommand | TeamRemoveCommand],
+) -> None:
+    text, expected = case
+    assert parse(text) == expected
+
+
+@st.composite
+def changes_with_teams(draw: st.DrawFn) -> tuple[str, ChangeCommand]:
+    text, display, buttons, agents = draw(valid_commands())
+    names = draw(st.lists(team_names, min_size=1, max_size=4))
+    words = [f"{draw(st.sampled_from(TEAM_KEYS))}:{draw(spelled(name))}" for name in names]
+    text = draw(joined([*words, text] if draw(st.booleans()) else [text, *words]))
+    return text, ChangeCommand(display, buttons, agents, tuple(sorted(set(names))))
+
+
+@settings(max_examples=200, deadline=None)
+@given(changes_with_teams())
+def test_changes_with_teams_round_trip(case: tuple[str, ChangeCommand]) -> None:
+    text, expected = case
+    assert parse(text) == expected

@@ -1,0 +1,355 @@
+"""Operations, teams and grants: who is who, and which token serves which agent."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.audit import AuditEntry, add_audit
+from storage.database import Database
+from storage.models import Grant, Operation, Team, TeamAgent, utcnow
+from storage.secrets import TokenCipher
+
+
+class DirectoryError(Exception):
+    """A request the directory cannot carry out; the message says why, for the user."""
+
+
+@dataclass(frozen=True)
+class OperationRecord:
+    """An operation without its token: safe to show and to log."""
+
+    name: str
+    server: str
+    concurrency: int
+
+
+@dataclass(frozen=True)
+class TeamRecord:
+    name: str
+    operation: str
+    channel_id: str
+    approvals_channel_id: str | None
+    change_channels: tuple[str, ...]
+    agents: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class GrantRecord:
+    id: int
+    subject_type: str
+    subject_id: str
+    role: str
+    teams: tuple[str, ...] | None  # None: every team
+    buttons: tuple[str, ...] | None  # None: every button
+    created_by: str
+    created_at: datetime
+
+
+def _split(value: str | None) -> tuple[str, ...] | None:
+    return None if value is None else tuple(part for part in value.split(",") if part)
+
+
+def _join(values: Iterable[str] | None) -> str | None:
+    return None if values is None else ",".join(sorted(set(values)))
+
+
+def _team_record(team: Team) -> TeamRecord:
+    return TeamRecord(
+        name=team.name,
+        operation=team.operation,
+        channel_id=team.channel_id,
+        approvals_channel_id=team.approvals_channel_id,
+        change_channels=_split(team.change_channels) or (),
+        agents=tuple(
+            sorted((member.agent_id for member in team.agents), key=lambda a: (int(a), a))
+        ),
+    )
+
+
+def _grant_record(grant: Grant) -> GrantRecord:
+    return GrantRecord(
+        id=grant.id,
+        subject_type=grant.subject_type,
+        subject_id=grant.subject_id,
+        role=grant.role,
+        teams=_split(grant.teams),
+        buttons=_split(grant.buttons),
+        created_by=grant.created_by,
+        created_at=grant.created_at,
+    )
+
+
+class Directory:
+    def __init__(self, database: Database, cipher: Callable[[], TokenCipher]) -> None:
+        """``cipher`` is called only when a token is written or read, so that a deployment
+        without stored operations needs no encryption key."""
+        self._db = database
+        self._cipher = cipher
+
+    # --- operations ------------------------------------------------------------------------
+
+    async def put_operation(
+        self, name: str, server: str, token: str, *, concurrency: int, audit: AuditEntry
+    ) -> bool:
+        """Create or update an operation; True if it was created."""
+        ciphertext = self._cipher().encrypt(token)
+        async with self._db.transaction() as session:
+            existing = await session.scalar(select(Operation).where(Operation.name == name))
+            if existing is None:
+                session.add(
+                    Operation(
+                        name=name,
+                        server=server,
+                        token_ciphertext=ciphertext,
+                        concurrency=concurrency,
+                    )
+                )
+            else:
+                existing.server = server
+                existing.token_ciphertext = ciphertext
+                existing.concurrency = concurrency
+                existing.updated_at = utcnow()
+            add_audit(session, audit)
+        return existing is None
+
+    async def operations(self) -> list[OperationRecord]:
+        async with self._db.sessions() as session:
+            rows = await session.scalars(select(Operation).order_by(Operation.name))
+            return [OperationRecord(op.name, op.server, op.concurrency) for op in rows]
+
+    async def operation_secret(self, name: str) -> tuple[OperationRecord, str] | None:
+        """An operation and its decrypted token (for the dispatcher only)."""
+        async with self._db.sessions() as session:
+            op = await session.scalar(select(Operation).where(Operation.name == name))
+        if op is None:
+            return None
+        record = OperationRecord(op.name, op.server, op.concurrency)
+        return record, self._cipher().decrypt(op.token_ciphertext)
+
+    async def rotate_tokens(self) -> int:
+        """Re-encrypt every token with the newest key; returns how many."""
+        cipher = self._cipher()
+        async with self._db.transaction() as session:
+            rows = list(await session.scalars(select(Operation)))
+            for op in rows:
+                op.token_ciphertext = cipher.rotate(op.token_ciphertext)
+        return len(rows)
+
+    # --- teams -----------------------------------------------------------------------------
+
+    async def team(self, name: str) -> TeamRecord | None:
+        async with self._db.sessions() as session:
+            team = await session.scalar(select(Team).where(Team.name == name))
+            if team is None:
+                return None
+            await session.refresh(team, ["agents"])
+            return _team_record(team)
+
+    async def teams(self) -> list[TeamRecord]:
+        async with self._db.sessions() as session:
+            teams = list(await session.scalars(select(Team).order_by(Team.name)))
+            for team in teams:
+                await session.refresh(team, ["agents"])
+            return [_team_record(team) for team in teams]
+
+    async def teams_of(self, agents: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+        """For each agent, the (team, operation) pairs it belongs to."""
+        found: dict[str, list[tuple[str, str]]] = {agent: [] for agent in agents}
+        async with self._db.sessions() as session:
+            for start in range(0, len(agents), 500):
+                chunk = list(agents[start : start + 500])
+                rows = await session.execute(
+                    select(TeamAgent.agent_id, Team.name, TeamAgent.operation)
+                    .join(Team, Team.id == TeamAgent.team_id)
+                    .where(TeamAgent.agent_id.in_(chunk))
+                )
+                for agent_id, team, operation in rows:
+                    found[agent_id].append((team, operation))
+        return found
+
+    async def create_team(
+        self,
+        name: str,
+        *,
+        operation: str,
+        agents: Sequence[str],
+        channel_id: str,
+        approvals_channel_id: str | None,
+        change_channels: Sequence[str] | None,
+        audit: AuditEntry,
+    ) -> TeamRecord:
+        async with self._db.transaction() as session:
+            if await session.scalar(select(Team.id).where(Team.name == name)) is not None:
+                raise DirectoryError(f"A team named `{name}` exists already.")
+            await self._check_free(session, operation, agents, team_id=None)
+            team = Team(
+                name=name,
+                operation=operation,
+                channel_id=channel_id,
+                approvals_channel_id=approvals_channel_id,
+                change_channels=_join(change_channels) if change_channels else None,
+                agents=[TeamAgent(agent_id=a, operation=operation) for a in agents],
+            )
+            session.add(team)
+            await session.flush()
+            add_audit(session, audit)
+            return _team_record(team)
+
+    async def add_agents(
+        self, name: str, agents: Sequence[str], *, audit: AuditEntry
+    ) -> TeamRecord:
+        async with self._db.transaction() as session:
+            team = await self._team_for_update(session, name)
+            await session.refresh(team, ["agents"])
+            present = {member.agent_id for member in team.agents}
+            new = [agent for agent in agents if agent not in present]
+            await self._check_free(session, team.operation, new, team_id=team.id)
+            team.agents.extend(TeamAgent(agent_id=a, operation=team.operation) for a in new)
+            add_audit(session, audit)
+            await session.flush()
+            return _team_record(team)
+
+    async def remove_agents(
+        self, name: str, agents: Sequence[str], *, audit: AuditEntry
+    ) -> TeamRecord:
+        async with self._db.transaction() as session:
+            team = await self._team_for_update(session, name)
+            await session.execute(
+                delete(TeamAgent).where(
+                    TeamAgent.team_id == team.id, TeamAgent.agent_id.in_(list(agents))
+                )
+            )
+            add_audit(session, audit)
+            await session.flush()
+            await session.refresh(team, ["agents"])
+            return _team_record(team)
+
+    async def update_team(
+        self,
+        name: str,
+        *,
+        channel_id: str,
+        approvals_channel_id: str | None,
+        change_channels: Sequence[str] | None,
+        audit: AuditEntry,
+    ) -> None:
+        async with self._db.transaction() as session:
+            await session.execute(
+                update(Team)
+                .where(Team.name == name)
+                .values(
+                    channel_id=channel_id,
+                    approvals_channel_id=approvals_channel_id,
+                    change_channels=_join(change_channels) if change_channels else None,
+                )
+            )
+            add_audit(session, audit)
+
+    async def delete_team(self, name: str, *, audit: AuditEntry) -> None:
+        async with self._db.transaction() as session:
+            team = await self._team_for_update(session, name)
+            await session.delete(team)
+            add_audit(session, audit)
+
+    async def _team_for_update(self, session: AsyncSession, name: str) -> Team:
+        team = await session.scalar(select(Team).where(Team.name == name))
+        if team is None:
+            raise DirectoryError(f"There is no team named `{name}`.")
+        return team
+
+    async def _check_free(
+        self, session: AsyncSession, operation: str, agents: Sequence[str], *, team_id: int | None
+    ) -> None:
+        """An agent belongs to at most one team per operation."""
+        taken: dict[str, str] = {}
+        for start in range(0, len(agents), 500):
+            rows = await session.execute(
+                select(TeamAgent.agent_id, Team.name)
+                .join(Team, Team.id == TeamAgent.team_id)
+                .where(
+                    TeamAgent.operation == operation,
+                    TeamAgent.agent_id.in_(list(agents[start : start + 500])),
+                    Team.id != (team_id or -1),
+                )
+            )
+            taken.update({agent: team for agent, team in rows})
+        if taken:
+            sample = ", ".join(f"{agent} ({team})" for agent, team in sorted(taken.items())[:10])
+            more = f" and {len(taken) - 10} more" if len(taken) > 10 else ""
+            raise DirectoryError(
+                f"An agent belongs to at most one team per operation; already in a team: "
+                f"{sample}{more}. Remove them there first (`/agentbox team remove …`)."
+            )
+
+    # --- grants ----------------------------------------------------------------------------
+
+    async def grants(self, subjects: Iterable[tuple[str, str]] | None = None) -> list[GrantRecord]:
+        """Grants of the given (subject_type, subject_id) pairs, or every grant."""
+        statement = select(Grant).order_by(Grant.id)
+        if subjects is not None:
+            wanted = list(subjects)
+            if not wanted:
+                return []
+            ids = [subject_id for _, subject_id in wanted]
+            statement = statement.where(Grant.subject_id.in_(ids))
+        async with self._db.sessions() as session:
+            rows = [_grant_record(grant) for grant in await session.scalars(statement)]
+        if subjects is None:
+            return rows
+        pairs = set(wanted)
+        return [grant for grant in rows if (grant.subject_type, grant.subject_id) in pairs]
+
+    async def add_grant(
+        self,
+        *,
+        subject_type: str,
+        subject_id: str,
+        role: str,
+        teams: Sequence[str] | None,
+        buttons: Sequence[str] | None,
+        created_by: str,
+        audit: AuditEntry,
+    ) -> tuple[GrantRecord, bool]:
+        """Store a grant (True) or find the identical one that exists (False)."""
+        teams_value, buttons_value = _join(teams), _join(buttons)
+        async with self._db.transaction() as session:
+            existing = await session.scalar(
+                select(Grant).where(
+                    Grant.subject_type == subject_type,
+                    Grant.subject_id == subject_id,
+                    Grant.role == role,
+                    Grant.teams.is_(None) if teams_value is None else Grant.teams == teams_value,
+                    Grant.buttons.is_(None)
+                    if buttons_value is None
+                    else Grant.buttons == buttons_value,
+                )
+            )
+            if existing is not None:
+                return _grant_record(existing), False
+            grant = Grant(
+                subject_type=subject_type,
+                subject_id=subject_id,
+                role=role,
+                teams=teams_value,
+                buttons=buttons_value,
+                created_by=created_by,
+            )
+            session.add(grant)
+            add_audit(session, audit)
+            await session.flush()
+            return _grant_record(grant), True
+
+    async def remove_grants(self, grant_ids: Sequence[int], *, audit: AuditEntry) -> None:
+        async with self._db.transaction() as session:
+            await session.execute(delete(Grant).where(Grant.id.in_(list(grant_ids))))
+            add_audit(session, audit)
+
+    async def audit(self, entry: AuditEntry) -> None:
+        """Record an entry on its own (a refusal, a read)."""
+        async with self._db.transaction() as session:
+            add_audit(session, entry)
