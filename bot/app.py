@@ -71,21 +71,40 @@ def build_app(services: Services) -> AsyncApp:
             await ack(**render.accepted(result))
             for operation in result.operations:
                 services.dispatcher.wake(operation)
-            record = await services.changes.load(result.change_id)
-            if record is not None:
-                follow_change(services, client, record)
+            services.tasks.spawn(
+                _load_and_follow(services, client, result.change_id),
+                name=f"change-{result.change_id}",
+            )
 
     return app
 
 
+async def _load_and_follow(services: Services, client: AsyncWebClient, change_id: int) -> None:
+    try:
+        record = await services.changes.load(change_id)
+    except Exception:
+        # The change is recorded; with no reporter it is adopted when its lease runs out.
+        log.exception("could not load change %s to follow it", change_id)
+        return
+    if record is not None:
+        await services.changes.follow(change_id, _listener(services, client, record))
+
+
 def follow_change(services: Services, client: AsyncWebClient, record: ChangeRecord) -> None:
     """Report a recorded change's progress into its Slack message, in the background."""
+    services.tasks.spawn(
+        services.changes.follow(record.id, _listener(services, client, record)),
+        name=f"change-{record.id}",
+    )
+
+
+def _listener(services: Services, client: AsyncWebClient, record: ChangeRecord) -> SlackProgress:
     change_id = record.id
 
     async def remember(channel: str, ts: str) -> None:
         await services.changes.remember_progress_message(change_id, channel, ts)
 
-    listener = SlackProgress(
+    return SlackProgress(
         client,
         user_id=record.requester.user_id,
         channel_id=record.requester.channel_id,
@@ -95,7 +114,6 @@ def follow_change(services: Services, client: AsyncWebClient, record: ChangeReco
         posted=record.progress_message,
         on_posted=remember,
     )
-    services.tasks.spawn(services.changes.follow(change_id, listener), name=f"change-{change_id}")
 
 
 async def adopt_changes(

@@ -149,6 +149,7 @@ class ChangeService:
         self._concurrency = concurrency
         self._lease = lease
         self._stopping = asyncio.Event()
+        self._following: set[int] = set()  # changes a ``follow`` of this process reports
 
     @property
     def lease(self) -> float:
@@ -241,31 +242,55 @@ class ChangeService:
         """
         key = str(change_id)
         renewed = time.monotonic()
+        self._following.add(change_id)
         try:
             while True:
                 changed = self._signals.waiter(CHANGE, key)  # before reading: no wake-up missed
-                done, total = await self._store.progress(change_id)
-                if total == 0:
-                    return None
-                if done >= total:
-                    record = await self._store.load_change(change_id)
-                    assert record is not None
-                    report = report_of(record)
-                    await _notify(listener.on_finished(report))
-                    await self._store.finish(change_id)
-                    return report
-                if self._stopping.is_set():
-                    await _notify(listener.on_interrupted(done, total))
-                    await self._store.release_lease(change_id, self._replica_id)
-                    return None
-                await _notify(listener.on_progress(done, total))
-                await wait(changed, self._lease / 3)  # stop_following() fires it too
-                if time.monotonic() - renewed > self._lease / 3:
-                    if not await self._store.renew_lease(change_id, self._replica_id, self._lease):
-                        log.info("change %s is reported by another replica now", change_id)
+                try:
+                    if time.monotonic() - renewed > self._lease / 3:
+                        # Also the first thing after a database outage: if the lease ran out
+                        # meanwhile and another replica took the change, stop before reporting.
+                        if not await self._store.renew_lease(
+                            change_id, self._replica_id, self._lease
+                        ):
+                            log.info("change %s is reported by another replica now", change_id)
+                            return None
+                        renewed = time.monotonic()
+                    done, total = await self._store.progress(change_id)
+                    if total == 0:
                         return None
-                    renewed = time.monotonic()
+                    if done >= total:
+                        # Only the change's current reporter sends the summary: after a stall
+                        # (a slow Slack call, a busy pool) another replica may have taken over.
+                        if not await self._store.renew_lease(
+                            change_id, self._replica_id, self._lease
+                        ):
+                            log.info("change %s is reported by another replica now", change_id)
+                            return None
+                        record = await self._store.load_change(change_id)
+                        assert record is not None
+                        report = report_of(record)
+                        await _notify(listener.on_finished(report))
+                        await self._store.finish(change_id)
+                        return report
+                    if self._stopping.is_set():
+                        await _notify(listener.on_interrupted(done, total))
+                        await self._store.release_lease(change_id, self._replica_id)
+                        return None
+                    await _notify(listener.on_progress(done, total))
+                except Exception:
+                    if self._stopping.is_set():
+                        return None  # the lease runs out and the next start adopts the change
+                    # The database is away (a restart, a failover): keep following. The calls
+                    # stay queued meanwhile, and the lease says whether someone else took over.
+                    log.warning(
+                        "cannot follow change %s for now; trying again", change_id, exc_info=True
+                    )
+                    await wait(changed, min(1.0, self._lease / 3))
+                    continue
+                await wait(changed, self._lease / 3)  # stop_following() fires it too
         finally:
+            self._following.discard(change_id)
             self._signals.forget(CHANGE, key)
 
     def stop_following(self) -> None:
@@ -275,11 +300,18 @@ class ChangeService:
             self._signals.notify(CHANGE, pulse_key)
 
     async def adopt(self, *, ignore_leases: bool = False) -> list[ChangeRecord]:
-        """Changes this replica should now report (their reporter went away)."""
+        """Changes this replica should now report (their reporter went away).
+
+        First renews the leases of every change this process follows, so that a reporting loop
+        stalled by a slow Slack call does not lose its change to another replica.
+        """
+        await self._store.renew_leases(sorted(self._following), self._replica_id, self._lease)
         adopted = []
         for change_id in await self._store.adopt_unreported(
             self._replica_id, self._lease, ignore_leases=ignore_leases
         ):
+            if change_id in self._following:
+                continue  # ours, and still followed: its lease ran out during an outage
             record = await self._store.load_change(change_id)
             if record is not None:
                 adopted.append(record)

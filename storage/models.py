@@ -98,6 +98,9 @@ class Call(Base):
     #: taken over by someone else was in flight when its replica died, and is queued again.
     claimed_by: Mapped[str | None] = mapped_column(String(128))
     slot: Mapped[int | None] = mapped_column(Integer)
+    #: New at every claim: an answer is recorded only by the claim that is current, so a replica
+    #: that lost its slot and answers late cannot overwrite the call's re-run.
+    claim_token: Mapped[str | None] = mapped_column(String(32))
 
     change: Mapped[Change] = relationship(back_populates="calls")
 

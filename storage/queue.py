@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from sqlalchemy import and_, func, select, update
 
 from storage.database import Database
@@ -35,11 +37,16 @@ class CallQueue:
             .with_for_update(skip_locked=True)
             .scalar_subquery()
         )
+        token = secrets.token_hex(8)
         statement = (
             update(Call)
             .where(Call.id == oldest)
             .values(
-                status=CallStatus.RUNNING, claimed_by=replica_id, slot=slot, started_at=utcnow()
+                status=CallStatus.RUNNING,
+                claimed_by=replica_id,
+                slot=slot,
+                claim_token=token,
+                started_at=utcnow(),
             )
             .returning(Call.id, Call.change_id, Call.agent_id, Call.display, Call.button)
         )
@@ -54,6 +61,7 @@ class CallQueue:
             operation=operation,
             request=DisplayRequest(agent_id, Display(display), Button(button)),
             slot=slot,
+            claim_token=token,
         )
 
     async def complete(self, call: QueuedCall, outcome: CallOutcome) -> None:
@@ -61,7 +69,11 @@ class CallQueue:
         async with self._db.transaction() as session:
             await session.execute(
                 update(Call)
-                .where(Call.id == call.id, Call.status == CallStatus.RUNNING)
+                .where(
+                    Call.id == call.id,
+                    Call.status == CallStatus.RUNNING,
+                    Call.claim_token == call.claim_token,
+                )
                 .values(
                     status=CallStatus.SUCCEEDED if outcome.ok else CallStatus.FAILED,
                     attempts=Call.attempts + outcome.attempts,
@@ -88,7 +100,7 @@ class CallQueue:
                     Call.status == CallStatus.RUNNING,
                     Call.slot == slot,
                 )
-                .values(status=CallStatus.QUEUED, claimed_by=None, slot=None)
+                .values(status=CallStatus.QUEUED, claimed_by=None, slot=None, claim_token=None)
             )
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 

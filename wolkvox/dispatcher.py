@@ -51,6 +51,7 @@ class QueuedCall:
     operation: str
     request: DisplayRequest
     slot: int
+    claim_token: str = ""
 
 
 class CallQueue(Protocol):
@@ -73,6 +74,8 @@ class SlotLocks(Protocol):
     lost: asyncio.Event
 
     async def try_acquire(self, operation: str, slot: int) -> bool: ...
+
+    def holds(self, operation: str, slot: int) -> bool: ...
 
     async def release(self, operation: str, slot: int) -> None: ...
 
@@ -180,12 +183,17 @@ class Dispatcher:
                 await self._pause(self._poll_interval)
 
     async def _work(self, operation: str, slot: int) -> None:
+        # Slots above our concurrency are swept once (by slot 0) until nobody holds them.
+        swept = slot != 0 or self._concurrency == MAX_CONCURRENCY
         while not self._closing.is_set():
             # Take the waiter before looking at the queue, so a wake-up in between is not lost.
             work = self._signals.waiter(WORK, operation)
             if await self._slots.try_acquire(operation, slot):
                 try:
                     requeued = await self._queue.requeue_orphans(operation, slot)
+                    if not swept:
+                        swept, extra = await self._requeue_beyond_concurrency(operation)
+                        requeued += extra
                     if requeued:
                         log.warning(
                             "%d call(s) of %s were in flight when their replica stopped; "
@@ -198,9 +206,26 @@ class Dispatcher:
                     await self._slots.release(operation, slot)
             await self._pause(self._poll_interval, work)
 
+    async def _requeue_beyond_concurrency(self, operation: str) -> tuple[bool, int]:
+        """Queue again calls left running in slots above this replica's concurrency (a replica
+        that ran with a higher ``WOLKVOX_CONCURRENCY`` stopped mid-call), unless a live replica
+        still holds such a slot. Returns (every such slot was free, calls queued again)."""
+        all_free, requeued = True, 0
+        for extra in range(self._concurrency, MAX_CONCURRENCY):
+            if not await self._slots.try_acquire(operation, extra):
+                all_free = False
+                continue
+            try:
+                requeued += await self._queue.requeue_orphans(operation, extra)
+            finally:
+                await self._slots.release(operation, extra)
+        return all_free, requeued
+
     async def _drain(self, operation: str, slot: int) -> None:
         """Claim and send calls while there are any and the slot is still ours."""
-        while not self._closing.is_set() and not self._slots.lost.is_set():
+        # Ask about this very slot: ``slots.lost`` is shared by every slot of every operation
+        # and is cleared by whichever worker reconnects first.
+        while not self._closing.is_set() and self._slots.holds(operation, slot):
             call = await self._queue.claim_next(operation, replica_id=self._replica_id, slot=slot)
             if call is None:
                 return
