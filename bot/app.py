@@ -7,26 +7,35 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot import render
 from bot.progress import SlackProgress
 from bot.services import Services
-from commands.changes import Duplicate, Refused
-from commands.grammar import USAGE, HelpCommand, ParseError
+from commands.changes import (
+    Accepted,
+    Duplicate,
+    NeedsConfirmation,
+    NotAChange,
+    Refused,
+    SubmitResult,
+)
+from commands.grammar import HelpCommand, ParseError
 from storage.changes import ChangeRecord, Requester
 from wolkvox.model import Button, Display
 
 log = logging.getLogger(__name__)
 
 COMMAND = "/agentbox"
+CONFIRM_ACTION = "agentbox_confirm_change"
+CANCEL_ACTION = "agentbox_cancel_change"
 
 
 def build_app(services: Services) -> AsyncApp:
     """The Bolt app for ``services``; the HTTP server, Socket Mode and the console all drive it."""
     settings = services.settings
-    client = AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
     app = AsyncApp(
-        client=client,
+        client=services.slack,
         signing_secret=settings.slack_signing_secret,
         # The listener acks itself as soon as the change is recorded; the calls are sent by the
         # dispatcher and the progress is followed in a background task, so there is nothing to
@@ -42,10 +51,11 @@ def build_app(services: Services) -> AsyncApp:
             channel_id=body.get("channel_id"),
         )
         trigger_id = body.get("trigger_id")
+        text = body.get("text") or ""
         try:
             result = await services.changes.submit(
                 requester,
-                body.get("text") or "",
+                text,
                 response_url=body.get("response_url"),
                 # A slash command delivered twice carries the same trigger_id: one change.
                 idempotency_key=f"slash:{trigger_id}" if trigger_id else None,
@@ -59,21 +69,43 @@ def build_app(services: Services) -> AsyncApp:
                 )
             )
             return
-        if isinstance(result, HelpCommand):
-            await ack(**render.help_message(USAGE))
-        elif isinstance(result, ParseError):
-            await ack(**render.parse_error(result))
-        elif isinstance(result, Refused):
-            await ack(**render.refused(result.reason))
-        elif isinstance(result, Duplicate):
-            await ack(**render.duplicate(result.change_id))
-        else:
-            await ack(**render.accepted(result))
+        await _answer(services, client, ack, requester, text, result)
+
+    @app.action(CONFIRM_ACTION)
+    async def confirm_change(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        requester = _requester_of_action(body)
+        respond = AsyncWebhookClient(body["response_url"]) if body.get("response_url") else None
+        change_id = _change_id(body)
+        result = await services.changes.confirm(change_id, requester) if change_id else None
+        if isinstance(result, Accepted):
+            message = render.accepted(result)
             for operation in result.operations:
                 services.dispatcher.wake(operation)
             services.tasks.spawn(
                 _load_and_follow(services, client, result.change_id),
                 name=f"change-{result.change_id}",
+            )
+        else:
+            reason = result.reason if result else "That button does not name a change."
+            message = render.refused(reason)
+        if respond is not None:
+            await respond.send_dict({"replace_original": isinstance(result, Accepted), **message})
+
+    @app.action(CANCEL_ACTION)
+    async def cancel_change(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        requester = _requester_of_action(body)
+        change_id = _change_id(body)
+        cancelled = bool(change_id) and await services.changes.cancel(change_id, requester)
+        if body.get("response_url"):
+            text = (
+                "Cancelled: nothing was changed."
+                if cancelled
+                else "This change is not waiting for you (already confirmed or cancelled)."
+            )
+            await AsyncWebhookClient(body["response_url"]).send_dict(
+                {"replace_original": cancelled, **render.message(text)}
             )
 
     return app
@@ -141,3 +173,52 @@ async def resume_unfinished(services: Services, client: AsyncWebClient) -> int:
     return await adopt_changes(
         services, client, ignore_leases=services.database.dialect == "sqlite"
     )
+
+
+async def _answer(
+    services: Services,
+    client: AsyncWebClient,
+    ack: AsyncAck,
+    requester: Requester,
+    text: str,
+    result: SubmitResult,
+) -> None:
+    """Acknowledge a slash command with its answer, and start what it started."""
+    if isinstance(result, HelpCommand):
+        await ack(**render.message((await services.admin.help(requester, result)).text))
+    elif isinstance(result, ParseError):
+        await ack(**render.parse_error(result))
+    elif isinstance(result, Refused):
+        await ack(**render.refused(result.reason))
+    elif isinstance(result, Duplicate):
+        await ack(**render.duplicate(result.change_id))
+    elif isinstance(result, NotAChange):
+        reply = await services.admin.handle(requester, text, result.command)
+        await ack(**(render.message(reply.text) if reply.ok else render.refused(reply.text)))
+    elif isinstance(result, NeedsConfirmation):
+        await ack(**render.needs_confirmation(result, CONFIRM_ACTION, CANCEL_ACTION))
+    else:
+        await ack(**render.accepted(result))
+        for operation in result.operations:
+            services.dispatcher.wake(operation)
+        services.tasks.spawn(
+            _load_and_follow(services, client, result.change_id),
+            name=f"change-{result.change_id}",
+        )
+
+
+def _requester_of_action(body: dict[str, Any]) -> Requester:
+    return Requester(
+        user_id=body["user"]["id"],
+        team_id=(body.get("team") or {}).get("id"),
+        channel_id=(body.get("channel") or {}).get("id"),
+    )
+
+
+def _change_id(body: dict[str, Any]) -> int:
+    """The change a button names; 0 for a value that is not one (a crafted payload)."""
+    try:
+        value = str(body["actions"][0]["value"])
+        return int(value) if value.isdigit() else 0
+    except (KeyError, IndexError, TypeError):
+        return 0

@@ -7,10 +7,11 @@ fallback, so every message's text must stand on its own.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from commands.changes import Accepted, ChangeReport
+from commands.agents import agent_ranges
+from commands.changes import Accepted, ChangeReport, NeedsConfirmation, refusal_text
 from commands.grammar import ParseError
 from wolkvox.model import Button, Display
 
@@ -51,32 +52,6 @@ def refused(reason: str) -> Message:
 
 def failure(reason: str) -> Message:
     return message(f":x: {reason}")
-
-
-def agent_ranges(agents: Iterable[str], max_chars: int = 600) -> str:
-    """``1001, 1002, 1003, 1007`` → ``1001-1003, 1007``.
-
-    Only ids of equal width join a run, so leading zeros survive.
-    """
-    ordered = sorted(set(agents), key=lambda agent: (int(agent), len(agent)))
-    runs: list[list[str]] = []
-    for agent in ordered:
-        if runs:
-            last = runs[-1][-1]
-            if len(last) == len(agent) and int(agent) == int(last) + 1:
-                runs[-1].append(agent)
-                continue
-        runs.append([agent])
-    parts = [run[0] if len(run) == 1 else f"{run[0]}-{run[-1]}" for run in runs]
-    shown: list[str] = []
-    length = 0
-    for part in parts:
-        if length + len(part) > max_chars:
-            hidden = sum(len(run) for run in runs[len(shown) :])
-            return ", ".join(shown) + f" and {hidden} more"
-        shown.append(part)
-        length += len(part) + 2
-    return ", ".join(shown)
 
 
 def _buttons(buttons: Sequence[Button]) -> str:
@@ -120,6 +95,43 @@ def accepted(result: Accepted) -> Message:
     if result.total_calls > 1 and result.estimates_measured:
         text += f" Expected to finish in {_duration(result.estimated_duration)}."
     return message(text)
+
+
+def needs_confirmation(result: NeedsConfirmation, confirm: str, cancel: str) -> Message:
+    """A partly allowed change: what may run, what may not and why, and the buttons."""
+    command = result.command
+    lines = [
+        f":raised_hand: You may {command.display.value} {_buttons(command.buttons)} for "
+        f"{_who(result.allowed_agents)}, but not all you asked for:"
+    ]
+    lines += [f"• {refusal_text(refusal)}" for refusal in result.refusals]
+    lines.append("Nothing has run. Run the allowed part?")
+    text = _fit(lines)
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+        {
+            "type": "actions",
+            "elements": [
+                {
+                    "type": "button",
+                    "style": "primary",
+                    "action_id": confirm,
+                    "value": str(result.change_id),
+                    "text": {
+                        "type": "plain_text",
+                        "text": f"Run for {len(result.allowed_agents)} agents",
+                    },
+                },
+                {
+                    "type": "button",
+                    "action_id": cancel,
+                    "value": str(result.change_id),
+                    "text": {"type": "plain_text", "text": "Cancel"},
+                },
+            ],
+        },
+    ]
+    return {"text": text, "blocks": blocks}
 
 
 def duplicate(change_id: int) -> Message:

@@ -8,15 +8,21 @@ import secrets
 import socket
 from dataclasses import dataclass
 
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.groups import SlackGroups
 from bot.settings import Settings
 from bot.tasks import TaskGroup
+from commands.access import Access
+from commands.admin import AdminService
 from commands.changes import ChangeService
 from commands.operations import Operations
-from commands.permissions import AdminListPolicy
 from storage import migrate
 from storage.changes import ChangeStore
 from storage.database import Database
+from storage.directory import Directory
 from storage.queue import CallQueue
+from storage.secrets import TokenCipher
 from storage.signals import Signals
 from storage.slots import SlotLocks
 from wolkvox.client import CALL_DEADLINE_SECONDS, WolkvoxClient
@@ -44,9 +50,12 @@ class Services:
     queue: CallQueue
     store: ChangeStore
     operations: Operations
+    directory: Directory
+    slack: AsyncWebClient
     wolkvox: WolkvoxClient
     dispatcher: Dispatcher
     changes: ChangeService
+    admin: AdminService
     tasks: TaskGroup
 
     @classmethod
@@ -70,7 +79,13 @@ class Services:
             default = Credentials(settings.wolkvox_server, settings.wolkvox_token)
         else:
             log.warning("WOLKVOX_SERVER/WOLKVOX_TOKEN not set: changes will be refused")
-        operations = Operations(default)
+        keys = settings.agentbox_encryption_keys
+        directory = Directory(database, lambda: TokenCipher(keys))
+        operations = Operations(default, directory, concurrency=settings.wolkvox_concurrency)
+        if keys:
+            await operations.refresh()
+        slack = AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
+        access = Access(directory, SlackGroups(slack), settings.agentbox_admins)
         wolkvox = WolkvoxClient(settings.wolkvox_base_url, deadline=wolkvox_deadline)
         dispatcher = Dispatcher(
             queue,
@@ -82,20 +97,24 @@ class Services:
             concurrency=settings.wolkvox_concurrency,
             retry=retry,
             poll_interval=settings.agentbox_poll_seconds,
+            concurrency_for=operations.concurrency_for,
+            refresh_credentials=operations.refresh if keys else None,
         )
         changes = ChangeService(
             store,
             queue,
             signals,
-            AdminListPolicy(settings.agentbox_admins),
+            access,
+            directory,
             operations,
             replica_id=replica_id,
             concurrency=settings.wolkvox_concurrency,
             lease=settings.agentbox_reporter_lease_seconds,
         )
         return cls(
-            settings, replica_id, database, signals, slots, queue, store, operations, wolkvox,
-            dispatcher, changes, TaskGroup(),
+            settings, replica_id, database, signals, slots, queue, store, operations, directory,
+            slack, wolkvox, dispatcher, changes, AdminService(directory, access, operations),
+            TaskGroup(),
         )  # fmt: skip
 
     async def start(self) -> None:

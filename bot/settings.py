@@ -31,6 +31,8 @@ class Settings(BaseSettings):
 
     database_url: str = DEFAULT_DATABASE_URL
     agentbox_admins: Annotated[frozenset[str], NoDecode] = frozenset()
+    #: Fernet keys for the stored wolkvox tokens, newest first (storage/secrets.py).
+    agentbox_encryption_keys: Annotated[tuple[str, ...], NoDecode] = Field(default=(), repr=False)
 
     #: Apply database migrations when the app starts (else run `agentbox db upgrade` first).
     agentbox_migrate_on_start: bool = True
@@ -44,6 +46,13 @@ class Settings(BaseSettings):
     def _split_admins(cls, value: object) -> object:
         if isinstance(value, str):
             return frozenset(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("agentbox_encryption_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
     @field_validator("slack_api_url")

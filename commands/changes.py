@@ -12,17 +12,20 @@ Nothing here knows about Slack: the bot and the console turn results into messag
 from __future__ import annotations
 
 import asyncio
+import difflib
 import logging
 import math
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from commands.grammar import ChangeCommand, HelpCommand, ParseError, parse
-from commands.operations import Operations
-from commands.permissions import ChangePolicy
+from commands.access import Access, Caller
+from commands.grammar import MAX_AGENTS, ChangeCommand, HelpCommand, Parsed, ParseError, parse
+from commands.operations import DEFAULT_OPERATION, Operations
+from commands.roles import ChangeDecision, Refusal, Target, decide_change
 from storage.changes import ChangeRecord, ChangeStore, PlannedCall, Requester
+from storage.directory import Directory
 from storage.models import CallStatus, Decision
 from storage.queue import CallQueue
 from storage.signals import CHANGE, Signals, wait
@@ -59,9 +62,31 @@ class Duplicate:
 @dataclass(frozen=True)
 class Refused:
     reason: str
+    refusals: tuple[Refusal, ...] = ()
 
 
-SubmitResult = Accepted | Duplicate | Refused | HelpCommand | ParseError
+@dataclass(frozen=True)
+class NeedsConfirmation:
+    """Only part of the change is allowed; nothing runs until the requester confirms that part."""
+
+    change_id: int
+    command: ChangeCommand
+    allowed_agents: tuple[str, ...]
+    total_calls: int
+    refusals: tuple[Refusal, ...]
+
+
+@dataclass(frozen=True)
+class NotAChange:
+    """A command for :class:`commands.admin.AdminService` (grants, teams, who am I…)."""
+
+    command: Parsed
+
+
+SubmitResult = (
+    Accepted | Duplicate | Refused | NeedsConfirmation | NotAChange | HelpCommand | ParseError
+)
+ConfirmResult = Accepted | Refused
 
 
 @dataclass(frozen=True)
@@ -133,7 +158,8 @@ class ChangeService:
         store: ChangeStore,
         queue: CallQueue,
         signals: Signals,
-        policy: ChangePolicy,
+        access: Access,
+        directory: Directory,
         operations: Operations,
         *,
         replica_id: str,
@@ -143,7 +169,8 @@ class ChangeService:
         self._store = store
         self._queue = queue
         self._signals = signals
-        self._policy = policy
+        self._access = access
+        self._directory = directory
         self._operations = operations
         self._replica_id = replica_id
         self._concurrency = concurrency
@@ -163,45 +190,63 @@ class ChangeService:
         response_url: str | None = None,
         idempotency_key: str | None = None,
     ) -> SubmitResult:
-        """Understand and authorize a command and, if it may run, record it durably."""
+        """Understand and authorize a change and, if it may run, record it durably.
+
+        Commands that are not changes (grants, teams…) go to :class:`commands.admin.AdminService`.
+        """
         parsed = parse(text)
         if isinstance(parsed, HelpCommand):
             return parsed
         if isinstance(parsed, ParseError):
-            await self._store.record_attempt(
-                requester,
-                action="change",
-                text=text,
-                decision=Decision.INVALID,
-                reason=parsed.message,
-            )
+            await self._refuse(requester, text, Decision.INVALID, parsed.message)
             return parsed
         if not isinstance(parsed, ChangeCommand):
-            return Refused("Roles and teams are not available yet in this version of agentbox.")
-        if parsed.teams:
-            return Refused(
-                "Teams are not available yet in this version of agentbox: name the agents."
-            )
-        verdict = self._policy.may_change(requester, parsed)
-        routes = {agent: self._operations.route(agent) for agent in parsed.agents}
-        unrouted = sorted(agent for agent, operation in routes.items() if operation is None)
-        reason = verdict.reason
-        if verdict.allowed and unrouted:
-            reason = (
-                "No wolkvox operation is configured (`WOLKVOX_SERVER` and `WOLKVOX_TOKEN`), so "
-                "there is nowhere to send the change. Ask the operator to set them."
-            )
-        if not verdict.allowed or unrouted:
-            await self._store.record_attempt(
-                requester, action="change", text=text, decision=Decision.REFUSED, reason=reason
-            )
+            return NotAChange(parsed)
+        caller = await self._access.caller(requester)
+        if not caller.roles:
+            reason = _no_role(caller)
+            await self._refuse(requester, text, Decision.REFUSED, reason)
             return Refused(reason)
+        targets = await self._targets(parsed)
+        if isinstance(targets, str):
+            await self._refuse(requester, text, Decision.REFUSED, targets)
+            return Refused(targets)
+        teams = {name: team for name in {t.team for t in targets if t.team}
+                 if (team := await self._directory.team(name)) is not None}  # fmt: skip
+        decision = decide_change(
+            caller.actor,
+            targets,
+            parsed.buttons,
+            grants=caller.grants,
+            teams=teams,
+            env_admins=self._access.env_admins,
+        )
+        if decision.needs_approval:
+            # Requesters ask; the approval workflow that runs their changes comes later.
+            decision = ChangeDecision(
+                allowed=decision.allowed,
+                needs_approval=(),
+                refusals=(
+                    *decision.refusals,
+                    Refusal(
+                        agents=tuple(dict.fromkeys(t.agent_id for t, _ in decision.needs_approval)),
+                        buttons=tuple(dict.fromkeys(b for _, b in decision.needs_approval)),
+                        reason="as a requester you need a supervisor's approval, and approvals "
+                        "are not available yet; ask a supervisor of the team to run it",
+                    ),
+                ),
+                grants_used=decision.grants_used,
+            )
+        if not decision.allowed:
+            reason = "; ".join(refusal_text(refusal) for refusal in decision.refusals)
+            await self._refuse(requester, text, Decision.REFUSED, reason)
+            return Refused(reason, decision.refusals)
 
         planned = [
-            PlannedCall(routes[agent] or "", agent, button.value, parsed.display.value)
-            for agent in parsed.agents
-            for button in parsed.buttons
+            PlannedCall(target.operation, target.agent_id, button.value, parsed.display.value)
+            for target, button in decision.allowed
         ]
+        partial = bool(decision.refusals)
         recorded = await self._store.record_change(
             requester,
             text=text,
@@ -212,20 +257,57 @@ class ChangeService:
             idempotency_key=idempotency_key,
             reporter_id=self._replica_id,
             lease=self._lease,
+            held=partial,
+            reason="allowed by " + ", ".join(decision.grants_used),
         )
         if recorded.duplicate:
             return Duplicate(recorded.change_id)
+        if partial:
+            return NeedsConfirmation(
+                change_id=recorded.change_id,
+                command=parsed,
+                allowed_agents=tuple(dict.fromkeys(t.agent_id for t, _ in decision.allowed)),
+                total_calls=len(planned),
+                refusals=decision.refusals,
+            )
+        return await self._accepted(recorded.change_id, parsed, planned)
+
+    async def confirm(self, change_id: int, requester: Requester) -> ConfirmResult:
+        """The requester runs the allowed part of a partly allowed change (once)."""
+        if not await self._store.confirm(
+            change_id, requester.user_id, reporter_id=self._replica_id, lease=self._lease
+        ):
+            return Refused(
+                "This change is not waiting for your confirmation (it was confirmed or cancelled "
+                "already, or it is not yours)."
+            )
+        record = await self._store.load_change(change_id)
+        assert record is not None
+        command = ChangeCommand(
+            display=Display(record.display),
+            buttons=tuple(Button(b) for b in record.buttons),
+            agents=tuple(dict.fromkeys(call.agent_id for call in record.calls)),
+        )
+        planned = [PlannedCall(c.operation, c.agent_id, c.button, c.display) for c in record.calls]
+        return await self._accepted(change_id, command, planned)
+
+    async def cancel(self, change_id: int, requester: Requester) -> bool:
+        return await self._store.cancel(change_id, requester.user_id)
+
+    async def _accepted(
+        self, change_id: int, command: ChangeCommand, planned: Sequence[PlannedCall]
+    ) -> Accepted:
         operations = tuple(sorted({call.operation for call in planned}))
         # The estimate speaks of the busiest operation the change touches.
         ahead, mean = 0, None
         for operation in operations:
-            op_ahead, op_mean = await self._queue.backlog(operation, recorded.change_id)
+            op_ahead, op_mean = await self._queue.backlog(operation, change_id)
             if op_ahead >= ahead:
                 ahead, mean = op_ahead, op_mean if op_mean is not None else mean
         per_call = mean if mean is not None else DEFAULT_CALL_SECONDS
         return Accepted(
-            change_id=recorded.change_id,
-            command=parsed,
+            change_id=change_id,
+            command=command,
             operations=operations,
             total_calls=len(planned),
             ahead=ahead,
@@ -233,6 +315,53 @@ class ChangeService:
             estimated_duration=(ahead + len(planned)) * per_call / self._concurrency,
             estimates_measured=mean is not None,
         )
+
+    async def _refuse(
+        self, requester: Requester, text: str, decision: Decision, reason: str
+    ) -> None:
+        await self._store.record_attempt(
+            requester, action="change", text=text, decision=decision, reason=reason
+        )
+
+    async def _targets(self, command: ChangeCommand) -> list[Target] | str:
+        """Each agent with the operation that serves it and its team there; or why not."""
+        targets: dict[tuple[str, str], Target] = {}
+        for name in command.teams:
+            team = await self._directory.team(name)
+            if team is None:
+                known = [t.name for t in await self._directory.teams()]
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f" Did you mean `team:{close[0]}`?" if close else ""
+                return f"There is no team named `{name}`.{hint} `/agentbox team list` lists them."
+            for agent in team.agents:
+                targets[(agent, team.operation)] = Target(agent, team.operation, team.name)
+        memberships = await self._directory.teams_of(list(command.agents))
+        default = await self._operations.exists(DEFAULT_OPERATION)
+        for agent in command.agents:
+            found = memberships.get(agent, [])
+            if len(found) > 1:
+                names = ", ".join(f"{team} ({operation})" for team, operation in found)
+                return (
+                    f"Agent {agent} is in teams of several operations ({names}); "
+                    "say which with `team:<name>`."
+                )
+            if found:
+                team_name, operation = found[0]
+                targets[(agent, operation)] = Target(agent, operation, team_name)
+            elif default:
+                targets[(agent, DEFAULT_OPERATION)] = Target(agent, DEFAULT_OPERATION, None)
+            else:
+                return (
+                    f"Agent {agent} is in no team, and no default wolkvox operation is "
+                    "configured (`WOLKVOX_SERVER` and `WOLKVOX_TOKEN`), so there is nowhere to "
+                    "send the change. Add the agent to a team, or ask the operator."
+                )
+        if len(targets) > MAX_AGENTS:
+            return (
+                f"That is {len(targets)} agents; one command may change at most {MAX_AGENTS}. "
+                "Split it into smaller commands."
+            )
+        return sorted(targets.values(), key=lambda t: (int(t.agent_id), t.agent_id, t.operation))
 
     async def follow(self, change_id: int, listener: ProgressListener) -> ChangeReport | None:
         """Report a change's progress until its summary is delivered.
@@ -330,3 +459,33 @@ async def _notify(notification: Awaitable[None]) -> None:
         await notification
     except Exception:
         log.exception("progress listener failed")
+
+
+def refusal_text(refusal: Refusal) -> str:
+    agents = refusal.agents
+    who = f"agent {agents[0]}" if len(agents) == 1 else f"agents {', '.join(agents[:10])}"
+    if len(agents) > 10:
+        who += f" and {len(agents) - 10} more"
+    buttons = ", ".join(f"`{b.value}`" for b in refusal.buttons)
+    return f"{who} ({buttons}): {refusal.reason}"
+
+
+def _no_role(caller: Caller) -> str:
+    admins = sorted(
+        {*caller.env_admins}
+        | {
+            g.subject_id
+            for g in caller.all_grants
+            if g.role == "admin" and g.subject_type == "user"
+        }
+    )
+    if not admins:
+        return (
+            "You are not allowed to change agents' buttons: nobody has a role in agentbox yet. "
+            "The operator names the first admins in `AGENTBOX_ADMINS`."
+        )
+    names = ", ".join(f"<@{admin}>" for admin in admins)
+    return (
+        "You are not allowed to change agents' buttons: you have no role in agentbox. "
+        f"Ask an admin ({names}) to run it or to grant you a role."
+    )

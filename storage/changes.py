@@ -114,12 +114,16 @@ class ChangeStore:
         idempotency_key: str | None,
         reporter_id: str,
         lease: float,
+        held: bool = False,
+        reason: str | None = None,
     ) -> Recorded:
         """Store a change, its queued calls and the audit event that allowed it, atomically.
 
         A second delivery with the same ``idempotency_key`` stores nothing and names the change
         the first one made. The caller becomes the change's reporter for ``lease`` seconds.
+        ``held``: the calls wait for :meth:`confirm` (a partly allowed change).
         """
+        call_status = CallStatus.HELD if held else CallStatus.QUEUED
         try:
             async with self._db.transaction() as session:
                 change = Change(
@@ -130,7 +134,7 @@ class ChangeStore:
                     text=text,
                     display=display,
                     buttons=",".join(buttons),
-                    status=ChangeStatus.QUEUED,
+                    status=ChangeStatus.AWAITING_CONFIRMATION if held else ChangeStatus.QUEUED,
                     idempotency_key=idempotency_key,
                     reporter_id=reporter_id,
                     reporter_lease_until=utcnow() + timedelta(seconds=lease),
@@ -148,7 +152,7 @@ class ChangeStore:
                             "agent_id": planned.agent_id,
                             "button": planned.button,
                             "display": planned.display,
-                            "status": CallStatus.QUEUED,
+                            "status": call_status,
                             "attempts": 0,
                         }
                         for seq, planned in enumerate(calls)
@@ -162,11 +166,13 @@ class ChangeStore:
                         action="change",
                         text=text,
                         decision=Decision.ALLOWED,
+                        reason=reason,
                         change_id=change.id,
                     )
                 )
-                for operation in sorted({planned.operation for planned in calls}):
-                    await self._signals.publish(session, WORK, operation)
+                if not held:
+                    for operation in sorted({planned.operation for planned in calls}):
+                        await self._signals.publish(session, WORK, operation)
                 return Recorded(change.id)
         except IntegrityError:
             if idempotency_key is None:
@@ -175,6 +181,64 @@ class ChangeStore:
             if existing is None:
                 raise
             return Recorded(existing, duplicate=True)
+
+    async def confirm(
+        self, change_id: int, user_id: str, *, reporter_id: str, lease: float
+    ) -> bool:
+        """Release a held change's calls, once: True for the one confirmation that did it.
+
+        A conditional state transition in the database, so double clicks, Slack retries and two
+        replicas racing all end with exactly one release.
+        """
+        async with self._db.transaction() as session:
+            result = await session.execute(
+                update(Change)
+                .where(
+                    Change.id == change_id,
+                    Change.slack_user_id == user_id,
+                    Change.status == ChangeStatus.AWAITING_CONFIRMATION,
+                )
+                .values(
+                    status=ChangeStatus.QUEUED,
+                    reporter_id=reporter_id,
+                    reporter_lease_until=utcnow() + timedelta(seconds=lease),
+                )
+            )
+            if not result.rowcount:  # type: ignore[attr-defined]
+                return False
+            await session.execute(
+                update(Call)
+                .where(Call.change_id == change_id, Call.status == CallStatus.HELD)
+                .values(status=CallStatus.QUEUED)
+            )
+            operations = await session.scalars(
+                select(Call.operation).where(Call.change_id == change_id).distinct()
+            )
+            for operation in operations:
+                await self._signals.publish(session, WORK, operation)
+        return True
+
+    async def cancel(self, change_id: int, user_id: str) -> bool:
+        """Drop a held change, once; True for the one cancellation that did it."""
+        now = utcnow()
+        async with self._db.transaction() as session:
+            result = await session.execute(
+                update(Change)
+                .where(
+                    Change.id == change_id,
+                    Change.slack_user_id == user_id,
+                    Change.status == ChangeStatus.AWAITING_CONFIRMATION,
+                )
+                .values(status=ChangeStatus.CANCELLED, finished_at=now, reported_at=now)
+            )
+            if not result.rowcount:  # type: ignore[attr-defined]
+                return False
+            await session.execute(
+                update(Call)
+                .where(Call.change_id == change_id, Call.status == CallStatus.HELD)
+                .values(status=CallStatus.CANCELLED)
+            )
+        return True
 
     async def _change_for_key(self, key: str) -> int | None:
         async with self._db.sessions() as session:
@@ -317,7 +381,9 @@ class ChangeStore:
         other process can be reporting.
         """
         now = utcnow()
-        condition: ColumnElement[bool] = Change.reported_at.is_(None)
+        condition: ColumnElement[bool] = and_(
+            Change.reported_at.is_(None), Change.status == ChangeStatus.QUEUED
+        )
         if not ignore_leases:
             condition = and_(
                 condition,

@@ -26,12 +26,16 @@ class Base(DeclarativeBase):
 
 
 class ChangeStatus(StrEnum):
+    #: Waiting for its requester to confirm the part they may run (its calls are ``held``).
+    AWAITING_CONFIRMATION = "awaiting"
     QUEUED = "queued"
-    RUNNING = "running"
     DONE = "done"
+    CANCELLED = "cancelled"
 
 
 class CallStatus(StrEnum):
+    HELD = "held"  # recorded, not to be sent until its change is confirmed
+    CANCELLED = "cancelled"
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"

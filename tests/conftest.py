@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.fake_slack import FakeSlack
@@ -44,14 +47,39 @@ def _postgres_problem() -> str | None:
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> str:
+def postgres_url() -> Iterator[str]:
+    """A database of this test session's own on the PostgreSQL server, dropped at the end.
+
+    Several sessions may share one server (developers, CI); each resets its schema before every
+    test, so they must not share a database. Where databases cannot be created (no CREATEDB),
+    the configured database itself is used.
+    """
     problem = _postgres_problem()
     if problem is not None:
         message = f"PostgreSQL not reachable at {POSTGRES_URL} ({problem})"
         if IN_CI:
             pytest.fail(f"{message}; CI must run the PostgreSQL tests", pytrace=False)
         pytest.skip(message)
-    return POSTGRES_URL
+    name = f"agentbox_test_{secrets.token_hex(4)}"
+    if not asyncio.run(_admin(f'CREATE DATABASE "{name}"')):
+        yield POSTGRES_URL
+        return
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _admin(statement: str) -> bool:
+    engine = create_async_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text(statement))
+    except DBAPIError:
+        return False
+    finally:
+        await engine.dispose()
+    return True
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

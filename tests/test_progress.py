@@ -102,7 +102,7 @@ async def test_a_huge_mixed_summary_stays_within_slack_limits(slack: FakeSlack) 
 
 
 def test_agent_ranges_join_runs_and_keep_leading_zeros() -> None:
-    from bot.render import agent_ranges
+    from commands.agents import agent_ranges
 
     assert agent_ranges(["1003", "1001", "1002", "1007", "0099", "0100"]) == (
         "0099-0100, 1001-1003, 1007"

@@ -27,7 +27,6 @@ import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bot.fake_slack import FakeSlack, PostedMessage
@@ -159,36 +158,11 @@ class Cluster:
             ) from error
 
 
-async def _own_database(url: str) -> str:
-    """A database of this module's own on ``url``'s server (``<name>_replicas``).
-
-    Other test sessions on the same server reset ``url``'s schema whenever they start a test;
-    replicas that run for seconds must not see their tables vanish under them. Falls back to
-    ``url`` itself where the database cannot be created (no CREATEDB privilege).
-    """
-    parsed = make_url(url)
-    name = f"{parsed.database or 'postgres'}_replicas"
-    exists = text("SELECT 1 FROM pg_database WHERE datname = :name")
-    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as connection:
-            if await connection.scalar(exists, {"name": name}) is None:
-                try:
-                    await connection.execute(text(f'CREATE DATABASE "{name}"'))
-                except DBAPIError:  # created meanwhile by another session, or not allowed
-                    if await connection.scalar(exists, {"name": name}) is None:
-                        return url
-    finally:
-        await engine.dispose()
-    return parsed.set(database=name).render_as_string(hide_password=False)
-
-
 @pytest.fixture
 async def database_url(postgres_url: str) -> str:
     """PostgreSQL only (this overrides conftest's SQLite-and-PostgreSQL ``database_url``)."""
-    url = await _own_database(postgres_url)
-    await _reset_postgres(url)  # empty: the first replica migrates it
-    return url
+    await _reset_postgres(postgres_url)  # empty: the first replica migrates it
+    return postgres_url
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -104,7 +104,12 @@ class Dispatcher:
         concurrency: int = 1,
         retry: RetryPolicy | None = None,
         poll_interval: float = 1.0,
+        concurrency_for: Callable[[str], int] | None = None,
+        refresh_credentials: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """``concurrency`` applies to every operation unless ``concurrency_for`` says otherwise
+        for one; ``refresh_credentials`` reloads ``credentials_for``'s source when an operation
+        is unknown or its token is refused (another process may have added or re-keyed it)."""
         if not 1 <= concurrency <= MAX_CONCURRENCY:
             raise ValueError(
                 f"concurrency must be between 1 and {MAX_CONCURRENCY} (wolkvox's limit per "
@@ -119,6 +124,8 @@ class Dispatcher:
         self._concurrency = concurrency
         self._retry = retry or RetryPolicy()
         self._poll_interval = poll_interval
+        self._concurrency_for = concurrency_for
+        self._refresh_credentials = refresh_credentials
         self._workers: dict[tuple[str, int], asyncio.Task[None]] = {}
         self._sending = 0
         self._closing = asyncio.Event()
@@ -141,12 +148,17 @@ class Dispatcher:
         """Make sure this replica runs slot workers for ``operation``."""
         if self._closing.is_set():
             return
-        for slot in range(self._concurrency):
+        for slot in range(self._slots_of(operation)):
             task = self._workers.get((operation, slot))
             if task is None or task.done():
                 self._workers[(operation, slot)] = asyncio.create_task(
                     self._supervise(operation, slot), name=f"slot-{operation}-{slot}"
                 )
+
+    def _slots_of(self, operation: str) -> int:
+        if self._concurrency_for is None:
+            return self._concurrency
+        return max(1, min(MAX_CONCURRENCY, self._concurrency_for(operation)))
 
     def wake(self, operation: str) -> None:
         """Calls were queued for ``operation``: start its workers if needed and wake them."""
@@ -245,8 +257,21 @@ class Dispatcher:
 
     async def _send(self, call: QueuedCall) -> CallOutcome:
         credentials = self._credentials_for(call.operation)
+        if credentials is None and self._refresh_credentials is not None:
+            await self._refresh_credentials()
+            credentials = self._credentials_for(call.operation)
         if credentials is None:
             return CallOutcome(call.request, None, MissingToken(), 0, 0.0)
+        outcome = await self._call(call, credentials)
+        if outcome.error is not None and outcome.error.token_wide and self._refresh_credentials:
+            # Before failing every queued call of the token: was it re-keyed meanwhile?
+            await self._refresh_credentials()
+            renewed = self._credentials_for(call.operation)
+            if renewed is not None and renewed != credentials:
+                outcome = await self._call(call, renewed)
+        return outcome
+
+    async def _call(self, call: QueuedCall, credentials: Credentials) -> CallOutcome:
         log.debug(
             "wolkvox call start: operation=%s slot=%s agent=%s display=%s button=%s",
             call.operation,

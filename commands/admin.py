@@ -1,0 +1,302 @@
+"""Grants, teams and "who am I": the commands that manage agentbox rather than agents.
+
+Only admins change grants and teams. Everyone with a role may read them. Every change and every
+refusal is in the audit trail. ``AGENTBOX_ADMINS`` are admins no command can revoke, and no revoke
+may leave the workspace without an admin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from commands.access import Access, Caller
+from commands.agents import agent_ranges
+from commands.grammar import (
+    GrantCommand,
+    HelpCommand,
+    Parsed,
+    RevokeCommand,
+    Role,
+    RolesCommand,
+    Section,
+    Subject,
+    TeamAddCommand,
+    TeamCreateCommand,
+    TeamListCommand,
+    TeamRemoveCommand,
+    TeamShowCommand,
+    UserRef,
+    WhoamiCommand,
+    sections_for,
+    usage,
+)
+from commands.operations import DEFAULT_OPERATION, Operations
+from commands.roles import describe
+from storage.audit import AuditEntry
+from storage.changes import Requester
+from storage.directory import Directory, DirectoryError, GrantRecord, TeamRecord
+from storage.models import Decision
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What to tell the caller; ``ok`` is False for a refusal or an error."""
+
+    text: str
+    ok: bool = True
+
+
+def mention(subject: Subject) -> str:
+    if isinstance(subject, UserRef):
+        return f"<@{subject.user_id}>"
+    return f"<!subteam^{subject.group_id}>"
+
+
+def _subject_key(subject: Subject) -> tuple[str, str]:
+    if isinstance(subject, UserRef):
+        return ("user", subject.user_id)
+    return ("usergroup", subject.group_id)
+
+
+def _grant_line(grant: GrantRecord) -> str:
+    who = (
+        f"<@{grant.subject_id}>"
+        if grant.subject_type == "user"
+        else f"<!subteam^{grant.subject_id}>"
+    )
+    return f"• {who}: {describe(grant)}"
+
+
+def _team_text(team: TeamRecord) -> str:
+    lines = [
+        f"*{team.name}* (operation `{team.operation}`): {len(team.agents)} agents"
+        + (f" ({agent_ranges(team.agents)})" if team.agents else ""),
+        f"trail in <#{team.channel_id}>",
+    ]
+    if team.approvals_channel_id:
+        lines.append(f"approvals in <#{team.approvals_channel_id}>")
+    if team.change_channels:
+        lines.append(
+            "changes accepted only in " + ", ".join(f"<#{c}>" for c in team.change_channels)
+        )
+    return "\n".join(lines)
+
+
+class AdminService:
+    def __init__(self, directory: Directory, access: Access, operations: Operations) -> None:
+        self._directory = directory
+        self._access = access
+        self._operations = operations
+
+    async def handle(self, requester: Requester, text: str, command: Parsed) -> Reply:
+        caller = await self._access.caller(requester)
+        if isinstance(command, WhoamiCommand):
+            return self._whoami(caller)
+        if isinstance(command, RolesCommand):
+            return await self._roles(caller, command)
+        if isinstance(command, TeamShowCommand | TeamListCommand):
+            if not caller.roles:
+                return await self._refuse(requester, text, "You have no role in agentbox yet.")
+            if isinstance(command, TeamListCommand):
+                teams = await self._directory.teams()
+                if not teams:
+                    return Reply("No teams yet. An admin creates them: `/agentbox team create …`.")
+                return Reply("\n\n".join(_team_text(team) for team in teams))
+            team = await self._directory.team(command.name)
+            if team is None:
+                return Reply(f"There is no team named `{command.name}`.", ok=False)
+            return Reply(_team_text(team))
+        if not caller.is_admin:
+            return await self._refuse(
+                requester, text, "Only agentbox admins manage grants and teams."
+            )
+        try:
+            if isinstance(command, GrantCommand):
+                return await self._grant(requester, text, command)
+            if isinstance(command, RevokeCommand):
+                return await self._revoke(requester, text, caller, command)
+            if isinstance(command, TeamCreateCommand):
+                return await self._team_create(requester, text, command)
+            if isinstance(command, TeamAddCommand):
+                team = await self._directory.add_agents(
+                    command.name, command.agents, audit=self._audit(requester, "team.add", text)
+                )
+                return Reply(f"Added. {_team_text(team)}")
+            if isinstance(command, TeamRemoveCommand):
+                team = await self._directory.remove_agents(
+                    command.name, command.agents, audit=self._audit(requester, "team.remove", text)
+                )
+                return Reply(f"Removed. {_team_text(team)}")
+        except DirectoryError as error:
+            return await self._refuse(requester, text, str(error))
+        return Reply("That command is not handled here.", ok=False)
+
+    async def help(self, requester: Requester, command: HelpCommand) -> Reply:
+        """The usage of what the caller may run (everyone sees the change syntax)."""
+        caller = await self._access.caller(requester)
+        sections = set(sections_for(caller.roles)) | {Section.CHANGE}
+        if command.topic is not None:
+            sections &= {command.topic} if command.topic in sections else sections
+        return Reply(usage(sections))
+
+    def _whoami(self, caller: Caller) -> Reply:
+        lines = [f"You are <@{caller.actor.user_id}>."]
+        if caller.env_admin:
+            lines.append("• admin (AGENTBOX_ADMINS: set by the operator, no command revokes it)")
+        lines += [f"• {describe(grant)}" for grant in caller.grants]
+        if len(lines) == 1:
+            lines.append("You have no role in agentbox yet; ask an admin.")
+        return Reply("\n".join(lines))
+
+    async def _roles(self, caller: Caller, command: RolesCommand) -> Reply:
+        others = command.subject is None or command.subject != UserRef(caller.actor.user_id)
+        if others and not caller.roles:
+            return Reply("You have no role in agentbox yet.", ok=False)
+        grants = list(caller.all_grants)
+        if command.subject is not None:
+            key = _subject_key(command.subject)
+            grants = [g for g in grants if (g.subject_type, g.subject_id) == key]
+        lines = []
+        if command.subject is None:
+            admins = sorted(self._access.env_admins)
+            lines += [f"• <@{admin}>: admin (AGENTBOX_ADMINS)" for admin in admins]
+        elif isinstance(command.subject, UserRef) and (
+            command.subject.user_id in self._access.env_admins
+        ):
+            lines.append(f"• <@{command.subject.user_id}>: admin (AGENTBOX_ADMINS)")
+        lines += [_grant_line(grant) for grant in grants]
+        return Reply("\n".join(lines) if lines else "No grants.")
+
+    async def _grant(self, requester: Requester, text: str, command: GrantCommand) -> Reply:
+        if command.teams:
+            missing = [name for name in command.teams if await self._directory.team(name) is None]
+            if missing:
+                return await self._refuse(
+                    requester, text, f"There is no team named {', '.join(missing)}."
+                )
+        subject_type, subject_id = _subject_key(command.subject)
+        grant, created = await self._directory.add_grant(
+            subject_type=subject_type,
+            subject_id=subject_id,
+            role=command.role.value,
+            teams=command.teams,
+            buttons=[b.value for b in command.buttons] if command.buttons else None,
+            created_by=requester.user_id,
+            audit=self._audit(requester, "grant", text),
+        )
+        if not created:
+            return Reply(f"{mention(command.subject)} already has that: {describe(grant)}.")
+        return Reply(f"Granted {mention(command.subject)}: {describe(grant)}.")
+
+    async def _revoke(
+        self, requester: Requester, text: str, caller: Caller, command: RevokeCommand
+    ) -> Reply:
+        subject = command.subject
+        env_admin = isinstance(subject, UserRef) and subject.user_id in self._access.env_admins
+        key = _subject_key(subject)
+        matching = [
+            g
+            for g in caller.all_grants
+            if (g.subject_type, g.subject_id) == key
+            and (command.role is None or g.role == command.role)
+        ]
+        removed: list[GrantRecord] = []
+        narrowed: list[tuple[GrantRecord, tuple[str, ...]]] = []
+        for grant in matching:
+            if command.teams is None:
+                removed.append(grant)
+            elif grant.teams is None:
+                return await self._refuse(
+                    requester,
+                    text,
+                    f"{mention(subject)}'s grant #{grant.id} covers every team; revoke it "
+                    "(without `team:`) and grant the teams you want instead.",
+                )
+            elif set(command.teams) & set(grant.teams):
+                removed.append(grant)
+                rest = tuple(t for t in grant.teams if t not in command.teams)
+                if rest:
+                    narrowed.append((grant, rest))
+        if not removed and env_admin and command.role in (None, Role.ADMIN):
+            return await self._refuse(
+                requester,
+                text,
+                f"{mention(subject)} is an admin through AGENTBOX_ADMINS, which only the "
+                "operator can change; no Slack command can revoke it.",
+            )
+        if not removed:
+            return Reply(f"{mention(subject)} has no such grant.", ok=False)
+        admins_left = bool(self._access.env_admins) or any(
+            g.role == Role.ADMIN and g.subject_type == "user" and g not in removed
+            for g in caller.all_grants
+        )
+        if not admins_left:
+            return await self._refuse(
+                requester,
+                text,
+                "That would leave agentbox without an admin. Grant admin to someone else first.",
+            )
+        audit = self._audit(requester, "revoke", text)
+        await self._directory.remove_grants([g.id for g in removed], audit=audit)
+        for grant, rest in narrowed:
+            await self._directory.add_grant(
+                subject_type=grant.subject_type,
+                subject_id=grant.subject_id,
+                role=grant.role,
+                teams=rest,
+                buttons=grant.buttons,
+                created_by=requester.user_id,
+                audit=self._audit(requester, "grant", f"(narrowed by) {text}"),
+            )
+        what = ", ".join(f"#{g.id} ({g.role})" for g in removed)
+        still = " They stay admin through AGENTBOX_ADMINS." if env_admin else ""
+        return Reply(f"Revoked {mention(subject)}'s grant {what}.{still}")
+
+    async def _team_create(
+        self, requester: Requester, text: str, command: TeamCreateCommand
+    ) -> Reply:
+        operation = command.operation or DEFAULT_OPERATION
+        if not await self._operations.exists(operation):
+            known = ", ".join(f"`{name}`" for name in self._operations.names) or "none"
+            return await self._refuse(
+                requester,
+                text,
+                f"There is no wolkvox operation `{operation}` (known: {known}). An operator "
+                "adds one with `agentbox operation add`.",
+            )
+        team = await self._directory.create_team(
+            command.name,
+            operation=operation,
+            agents=command.agents,
+            channel_id=command.channel.channel_id,
+            approvals_channel_id=command.approvals.channel_id if command.approvals else None,
+            change_channels=[c.channel_id for c in command.change_channels]
+            if command.change_channels
+            else None,
+            audit=self._audit(requester, "team.create", text),
+        )
+        return Reply(f"Created. {_team_text(team)}")
+
+    def _audit(self, requester: Requester, action: str, text: str) -> AuditEntry:
+        return AuditEntry(
+            user_id=requester.user_id,
+            action=action,
+            text=text,
+            decision=Decision.ALLOWED,
+            team_id=requester.team_id,
+            channel_id=requester.channel_id,
+        )
+
+    async def _refuse(self, requester: Requester, text: str, reason: str) -> Reply:
+        await self._directory.audit(
+            AuditEntry(
+                user_id=requester.user_id,
+                action="admin",
+                text=text,
+                decision=Decision.REFUSED,
+                reason=reason,
+                team_id=requester.team_id,
+                channel_id=requester.channel_id,
+            )
+        )
+        return Reply(reason, ok=False)
