@@ -56,6 +56,8 @@ class FakeSlack:
         self.observer = observer
         self.unpostable_channels: set[str] = set()
         self.web_api_down = False
+        #: User groups' members, as usergroups.users.list answers them.
+        self.usergroups: dict[str, list[str]] = {}
         self.calls: list[WebApiCall] = []
         self.messages: dict[tuple[str, str], PostedMessage] = {}
         self.responses: list[dict[str, Any]] = []
@@ -144,6 +146,11 @@ class FakeSlack:
                 "user_id": "U_AGENTBOX",
                 "bot_id": "B_AGENTBOX",
             }, ""
+        if method == "usergroups.users.list":
+            group = str(payload.get("usergroup", ""))
+            if group not in self.usergroups:
+                return {"ok": False, "error": "no_such_subteam"}, ""
+            return {"ok": True, "users": self.usergroups[group]}, ""
         if method == "conversations.open":
             return {"ok": True, "channel": {"id": f"D_{payload.get('users', 'X')}"}}, ""
         if method == "chat.postMessage":

@@ -35,7 +35,7 @@ def test_manifest_declares_the_command_the_app_handles() -> None:
 
 def test_manifest_asks_for_the_scopes_the_app_uses_and_no_more() -> None:
     scopes = set(_manifest()["oauth_config"]["scopes"]["bot"])
-    assert scopes == {"commands", "chat:write", "chat:write.public", "im:write"}
+    assert scopes == {"commands", "chat:write", "chat:write.public", "im:write", "usergroups:read"}
 
 
 def test_socket_mode_is_the_default() -> None:
