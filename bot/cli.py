@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import re
 import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
 from bot.settings import Settings
+from storage.secrets import SecretsError
+
+if TYPE_CHECKING:
+    from storage.directory import Directory
+
+T = TypeVar("T")
 
 
 def _settings() -> Settings:
@@ -35,7 +46,8 @@ def main(ctx: click.Context, log_level: str | None) -> None:
         stream=sys.stderr,
     )
     # One line per wolkvox request at INFO is noise; agentbox logs what matters itself.
-    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
+    for noisy in ("httpx", "alembic"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 @main.command()
@@ -152,3 +164,142 @@ def current() -> None:
             await database.dispose()
 
     click.echo(f"database: {asyncio.run(run())}, newest: {migrate.head_revision()}")
+
+
+def _directory_run(work: Callable[[Directory], Awaitable[T]]) -> T:
+    """Run ``work`` against the configured database's directory (migrated first)."""
+    from storage import migrate
+    from storage.database import Database
+    from storage.directory import Directory
+    from storage.secrets import TokenCipher
+
+    settings = _settings()
+
+    async def run() -> T:
+        database = Database(settings.database_url)
+        try:
+            await migrate.upgrade(database)
+            return await work(
+                Directory(database, lambda: TokenCipher(settings.agentbox_encryption_keys))
+            )
+        finally:
+            await database.dispose()
+
+    try:
+        return asyncio.run(run())
+    except SecretsError as error:
+        raise click.ClickException(str(error)) from error
+
+
+@main.group()
+def operation() -> None:
+    """wolkvox operations (tenants) and their tokens. Tokens never go through Slack."""
+
+
+@operation.command("add")
+@click.option("--name", required=True, help="A short name, used in team definitions")
+@click.option("--server", required=True, help="The operation's server code, e.g. 0042")
+@click.option(
+    "--token-env",
+    default=None,
+    help="Read the token from this environment variable (default: standard input)",
+)
+@click.option("--concurrency", default=1, show_default=True, type=click.IntRange(1, 2))
+def operation_add(name: str, server: str, token_env: str | None, concurrency: int) -> None:
+    """Add or update an operation; its token is read from stdin or an environment variable."""
+    from storage.audit import AuditEntry
+    from storage.models import Decision
+
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", name):
+        raise click.ClickException("--name: lowercase letters, digits, - and _ (at most 64)")
+    if token_env is not None:
+        token = os.environ.get(token_env, "").strip()
+        if not token:
+            raise click.ClickException(f"the environment variable {token_env} is empty or unset")
+    else:
+        if sys.stdin.isatty():
+            token = click.prompt("wolkvox token", hide_input=True).strip()
+        else:
+            token = sys.stdin.readline().strip()
+        if not token:
+            raise click.ClickException("no token on standard input")
+    audit = AuditEntry(
+        user_id=_cli_actor(),
+        action="operation.put",
+        text=f"operation add --name {name} --server {server} --concurrency {concurrency}",
+        decision=Decision.ALLOWED,
+    )
+    created = _directory_run(
+        lambda d: d.put_operation(name, server, token, concurrency=concurrency, audit=audit)
+    )
+    click.echo(f"operation {name} {'added' if created else 'updated'} (server {server})")
+
+
+@operation.command("list")
+def operation_list() -> None:
+    """The stored operations, without their tokens."""
+    operations = _directory_run(lambda d: d.operations())
+    if not operations:
+        click.echo("no stored operations (the default one comes from WOLKVOX_SERVER/TOKEN)")
+    for op in operations:
+        click.echo(f"{op.name}\tserver {op.server}\tconcurrency {op.concurrency}")
+
+
+@main.group()
+def keys() -> None:
+    """Encryption keys for stored tokens (AGENTBOX_ENCRYPTION_KEYS)."""
+
+
+@keys.command("generate")
+def keys_generate() -> None:
+    """Print a new key; put it first in AGENTBOX_ENCRYPTION_KEYS."""
+    from storage.secrets import generate_key
+
+    click.echo(generate_key())
+
+
+@keys.command("rotate")
+def keys_rotate() -> None:
+    """Re-encrypt every stored token with the first (newest) key."""
+    count = _directory_run(lambda d: d.rotate_tokens())
+    click.echo(f"re-encrypted {count} token(s) with the newest key; older keys may now be dropped")
+
+
+@main.command("apply")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Print the differences; change nothing")
+@click.option("--prune", is_flag=True, help="Also remove grants the file does not list")
+def apply_command(path: Path, dry_run: bool, prune: bool) -> None:
+    """Make operations, teams and grants what PATH declares (configuration as code)."""
+    from commands.config_file import (
+        ApplyFailed,
+        ConfigInvalid,
+        apply_file,
+        default_actor,
+        format_plan,
+        plan_file,
+    )
+
+    try:
+        if dry_run:
+            steps = _directory_run(lambda d: plan_file(path, d, environ=os.environ, prune=prune))
+        else:
+            steps = _directory_run(
+                lambda d: apply_file(
+                    path, d, environ=os.environ, prune=prune, actor=default_actor()
+                )
+            )
+    except ConfigInvalid as error:
+        raise click.ClickException(f"{len(error.errors)} error(s):\n{error.render()}") from error
+    except ApplyFailed as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(format_plan(steps, applied=not dry_run))
+
+
+def _cli_actor() -> str:
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"[:32]
+    except Exception:
+        return "cli"

@@ -6,10 +6,13 @@ Requests reach it the way Slack sends them (signed, form-encoded) over real HTTP
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 import httpx
 from aiohttp import web
@@ -61,6 +64,37 @@ class Harness:
             text, user_id=user, channel_id=channel, response_url=self.slack.new_response_url()
         )
 
+    async def block_action(
+        self,
+        action_id: str,
+        value: str,
+        *,
+        user: str = ADMIN,
+        channel: str = CHANNEL,
+        response_url: str | None = None,
+    ) -> httpx.Response:
+        """POST a signed ``block_actions`` payload, as Slack sends a button click."""
+        payload = {
+            "type": "block_actions",
+            "user": {"id": user},
+            "team": {"id": "T_FAKE"},
+            "channel": {"id": channel},
+            "actions": [
+                {
+                    "action_id": action_id,
+                    "value": value,
+                    "type": "button",
+                    "action_ts": f"{time.time():.6f}",
+                }
+            ],
+            "response_url": response_url or self.slack.new_response_url(),
+            "trigger_id": f"{int(time.time())}.{secrets.token_hex(6)}",
+            "api_app_id": "A_AGENTBOX",
+            "token": "x",
+            "container": {"type": "message"},
+        }
+        return await self.post(urlencode({"payload": json.dumps(payload)}))
+
     async def post(
         self, body: str, *, signed: bool = True, timestamp: int | None = None
     ) -> httpx.Response:
@@ -103,6 +137,7 @@ async def start_harness(
     deadline: float = 5.0,
     retry: RetryPolicy = FAST_RETRY,
     slack: FakeSlack | None = None,
+    encryption_keys: tuple[str, ...] = (),
 ) -> AsyncIterator[Harness]:
     """``slack``: share one fake Slack between harnesses (a restart talks to the same Slack)."""
     secret = secrets.token_hex(16)
@@ -119,6 +154,7 @@ async def start_harness(
             wolkvox_concurrency=concurrency,
             database_url=database_url,
             agentbox_admins=admins,
+            agentbox_encryption_keys=encryption_keys,
         )
         services = await Services.create(settings, retry=retry, wolkvox_deadline=deadline)
         await services.start()

@@ -182,3 +182,72 @@ async def test_db_upgrade_and_current(tmp_path: Path) -> None:
     assert code == 0, err
     revision = out.strip().rsplit(" ", 1)[-1]
     assert f"database: {revision}, newest: {revision}" in current
+
+
+async def test_operation_add_reads_the_token_from_stdin_and_stores_it_encrypted(
+    tmp_path: Path,
+) -> None:
+    _, key, _ = await _run("keys", "generate", env=_env(tmp_path))
+    env = _env(tmp_path, AGENTBOX_ENCRYPTION_KEYS=key.strip())
+    token = "wv-cli-token-5e1f"
+
+    code, out, err = await _run(
+        "operation", "add", "--name", "bogota", "--server", "0100", env=env,
+        stdin=f"{token}\n".encode(),
+    )  # fmt: skip
+    assert code == 0, err
+    code, listed, err = await _run("operation", "list", env=env)
+
+    assert code == 0 and "bogota" in listed and "0100" in listed
+    assert token not in out + err + listed
+    for database_file in tmp_path.glob("cli.db*"):  # noqa: ASYNC240 - a few small files
+        assert token.encode() not in database_file.read_bytes()  # noqa: ASYNC240
+
+
+async def test_operation_add_without_keys_says_how_to_make_one(tmp_path: Path) -> None:
+    code, _, err = await _run(
+        "operation", "add", "--name", "bogota", "--server", "0100", env=_env(tmp_path),
+        stdin=b"tok\n",
+    )  # fmt: skip
+    assert code != 0 and "agentbox keys generate" in err
+
+
+async def test_apply_dry_run_then_apply_then_nothing_left(tmp_path: Path) -> None:
+    _, key, _ = await _run("keys", "generate", env=_env(tmp_path))
+    env = _env(tmp_path, AGENTBOX_ENCRYPTION_KEYS=key.strip(), WV_TOKEN_NORTE="wv-norte-77")
+    config = tmp_path / "agentbox.yml"
+    config.write_text(
+        "operations:\n"
+        "  - name: norte\n"
+        '    server: "0100"\n'
+        "    token_env: WV_TOKEN_NORTE\n"
+        "teams:\n"
+        "  - name: ventas\n"
+        "    operation: norte\n"
+        '    agents: ["1001-1005"]\n'
+        "    channel: C0VENTAS\n"
+    )
+
+    code, dry, err = await _run("apply", str(config), "--dry-run", env=env)
+    assert code == 0, err
+    assert "norte" in dry and "ventas" in dry and "wv-norte-77" not in dry
+    code, _, err = await _run("apply", str(config), env=env)
+    assert code == 0, err
+    code, again, err = await _run("apply", str(config), "--dry-run", env=env)
+    assert code == 0 and "No changes" in again
+
+
+async def test_apply_reports_every_error_with_its_line(tmp_path: Path) -> None:
+    config = tmp_path / "agentbox.yml"
+    config.write_text(
+        "teams:\n"
+        "  - name: ventas\n"
+        '    agents: ["1010-1001"]\n'
+        "    channel: C0VENTAS\n"
+        "grants:\n"
+        "  - user: U1\n"
+        "    role: boss\n"
+    )
+    code, _, err = await _run("apply", str(config), env=_env(tmp_path))
+    assert code != 0
+    assert f"{config}:3:" in err and f"{config}:7:" in err
