@@ -201,7 +201,7 @@ async def test_operation_add_reads_the_token_from_stdin_and_stores_it_encrypted(
     assert code == 0 and "bogota" in listed and "0100" in listed
     assert token not in out + err + listed
     for database_file in tmp_path.glob("cli.db*"):  # noqa: ASYNC240 - a few small files
-        assert token.encode() not in database_file.read_bytes()  # noqa: ASYNC240
+        assert token.encode() not in database_file.read_bytes()
 
 
 async def test_operation_add_without_keys_says_how_to_make_one(tmp_path: Path) -> None:
