@@ -519,10 +519,12 @@ _TARGET = re.compile(r"[0-9]+(?:-[0-9]+)?")
 
 # Slack writes entities with literal angle brackets and escapes every `<` a user types as `&lt;`,
 # so a raw `<…>` of these shapes can only come from Slack (or from the console, which is trusted).
+# Slack ids are upper-case letters and digits; "_" is accepted too, for the fake ids of the
+# console and the tests (U_ADMIN), which no real id can collide with.
 _ENTITY = re.compile(r"<([@#!][^<>|\s]*|[A-Za-z][A-Za-z0-9+.\-]*:[^<>|\s]*)(?:\|([^<>\n]*))?>")
-_USER = re.compile(r"@([A-Z0-9]+)")
-_GROUP = re.compile(r"!subteam\^([A-Z0-9]+)")
-_CHANNEL = re.compile(r"#([A-Z0-9]+)")
+_USER = re.compile(r"@([A-Z0-9_]+)")
+_GROUP = re.compile(r"!subteam\^([A-Z0-9_]+)")
+_CHANNEL = re.compile(r"#([A-Z0-9_]+)")
 _SPECIAL_LABELS = {"!here": "@here", "!channel": "@channel", "!everyone": "@everyone"}
 
 # Where a mention stood while the rest of the text is unescaped and split: private-use
