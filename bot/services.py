@@ -17,6 +17,7 @@ from commands.access import Access
 from commands.admin import AdminService
 from commands.changes import ChangeService
 from commands.operations import Operations
+from commands.snapshot import Snapshots
 from storage import migrate
 from storage.changes import ChangeStore
 from storage.database import Database
@@ -85,7 +86,8 @@ class Services:
         if keys:
             await operations.refresh()
         slack = AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
-        access = Access(directory, SlackGroups(slack), settings.agentbox_admins)
+        snapshots = Snapshots(directory)
+        access = Access(snapshots, SlackGroups(slack), settings.agentbox_admins)
         wolkvox = WolkvoxClient(settings.wolkvox_base_url, deadline=wolkvox_deadline)
         dispatcher = Dispatcher(
             queue,
@@ -105,7 +107,7 @@ class Services:
             queue,
             signals,
             access,
-            directory,
+            snapshots,
             operations,
             replica_id=replica_id,
             concurrency=settings.wolkvox_concurrency,
@@ -113,8 +115,8 @@ class Services:
         )
         return cls(
             settings, replica_id, database, signals, slots, queue, store, operations, directory,
-            slack, wolkvox, dispatcher, changes, AdminService(directory, access, operations),
-            TaskGroup(),
+            slack, wolkvox, dispatcher, changes,
+            AdminService(directory, access, operations, snapshots), TaskGroup(),
         )  # fmt: skip
 
     async def start(self) -> None:

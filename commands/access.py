@@ -7,8 +7,9 @@ from typing import Protocol
 
 from commands.grammar import Role
 from commands.roles import Actor, holds, roles_of
+from commands.snapshot import Snapshots
 from storage.changes import Requester
-from storage.directory import Directory, GrantRecord
+from storage.directory import GrantRecord
 
 
 class GroupMembers(Protocol):
@@ -39,14 +40,14 @@ class Caller:
 
 class Access:
     def __init__(
-        self, directory: Directory, groups: GroupMembers, env_admins: frozenset[str]
+        self, snapshots: Snapshots, groups: GroupMembers, env_admins: frozenset[str]
     ) -> None:
-        self._directory = directory
+        self._snapshots = snapshots
         self._groups = groups
         self.env_admins = env_admins
 
     async def caller(self, requester: Requester) -> Caller:
-        every = tuple(await self._directory.grants())
+        every = (await self._snapshots.get()).grants
         group_ids = sorted({g.subject_id for g in every if g.subject_type == "usergroup"})
         mine = frozenset(
             [gid for gid in group_ids if requester.user_id in await self._groups.members(gid)]

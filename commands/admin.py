@@ -32,6 +32,7 @@ from commands.grammar import (
 )
 from commands.operations import DEFAULT_OPERATION, Operations
 from commands.roles import describe
+from commands.snapshot import Snapshots
 from storage.audit import AuditEntry
 from storage.changes import Requester
 from storage.directory import Directory, DirectoryError, GrantRecord, TeamRecord
@@ -83,12 +84,26 @@ def _team_text(team: TeamRecord) -> str:
 
 
 class AdminService:
-    def __init__(self, directory: Directory, access: Access, operations: Operations) -> None:
+    def __init__(
+        self,
+        directory: Directory,
+        access: Access,
+        operations: Operations,
+        snapshots: Snapshots,
+    ) -> None:
         self._directory = directory
         self._access = access
         self._operations = operations
+        self._snapshots = snapshots
 
     async def handle(self, requester: Requester, text: str, command: Parsed) -> Reply:
+        try:
+            return await self._handle(requester, text, command)
+        finally:
+            # Whatever changed is seen at once by this process's next command.
+            self._snapshots.invalidate()
+
+    async def _handle(self, requester: Requester, text: str, command: Parsed) -> Reply:
         caller = await self._access.caller(requester)
         if isinstance(command, WhoamiCommand):
             return self._whoami(caller)

@@ -24,8 +24,8 @@ from commands.access import Access, Caller
 from commands.grammar import MAX_AGENTS, ChangeCommand, HelpCommand, Parsed, ParseError, parse
 from commands.operations import DEFAULT_OPERATION, Operations
 from commands.roles import ChangeDecision, Refusal, Target, decide_change
+from commands.snapshot import Snapshots
 from storage.changes import ChangeRecord, ChangeStore, PlannedCall, Requester
-from storage.directory import Directory
 from storage.models import CallStatus, Decision
 from storage.queue import CallQueue
 from storage.signals import CHANGE, Signals, wait
@@ -159,7 +159,7 @@ class ChangeService:
         queue: CallQueue,
         signals: Signals,
         access: Access,
-        directory: Directory,
+        snapshots: Snapshots,
         operations: Operations,
         *,
         replica_id: str,
@@ -170,7 +170,7 @@ class ChangeService:
         self._queue = queue
         self._signals = signals
         self._access = access
-        self._directory = directory
+        self._snapshots = snapshots
         self._operations = operations
         self._replica_id = replica_id
         self._concurrency = concurrency
@@ -211,8 +211,8 @@ class ChangeService:
         if isinstance(targets, str):
             await self._refuse(requester, text, Decision.REFUSED, targets)
             return Refused(targets)
-        teams = {name: team for name in {t.team for t in targets if t.team}
-                 if (team := await self._directory.team(name)) is not None}  # fmt: skip
+        known = (await self._snapshots.get()).teams
+        teams = {t.team: known[t.team] for t in targets if t.team and t.team in known}
         decision = decide_change(
             caller.actor,
             targets,
@@ -326,19 +326,18 @@ class ChangeService:
     async def _targets(self, command: ChangeCommand) -> list[Target] | str:
         """Each agent with the operation that serves it and its team there; or why not."""
         targets: dict[tuple[str, str], Target] = {}
+        snapshot = await self._snapshots.get()
         for name in command.teams:
-            team = await self._directory.team(name)
+            team = snapshot.teams.get(name)
             if team is None:
-                known = [t.name for t in await self._directory.teams()]
-                close = difflib.get_close_matches(name, known, n=1)
+                close = difflib.get_close_matches(name, list(snapshot.teams), n=1)
                 hint = f" Did you mean `team:{close[0]}`?" if close else ""
                 return f"There is no team named `{name}`.{hint} `/agentbox team list` lists them."
             for agent in team.agents:
                 targets[(agent, team.operation)] = Target(agent, team.operation, team.name)
-        memberships = await self._directory.teams_of(list(command.agents))
         default = await self._operations.exists(DEFAULT_OPERATION)
         for agent in command.agents:
-            found = memberships.get(agent, [])
+            found = snapshot.teams_of(agent)
             if len(found) > 1:
                 names = ", ".join(f"{team} ({operation})" for team, operation in found)
                 return (

@@ -126,27 +126,32 @@ class ChangeStore:
         call_status = CallStatus.HELD if held else CallStatus.QUEUED
         try:
             async with self._db.transaction() as session:
-                change = Change(
-                    slack_team_id=requester.team_id,
-                    slack_user_id=requester.user_id,
-                    slack_channel_id=requester.channel_id,
-                    response_url=response_url,
-                    text=text,
-                    display=display,
-                    buttons=",".join(buttons),
-                    status=ChangeStatus.AWAITING_CONFIRMATION if held else ChangeStatus.QUEUED,
-                    idempotency_key=idempotency_key,
-                    reporter_id=reporter_id,
-                    reporter_lease_until=utcnow() + timedelta(seconds=lease),
+                # Core statements, not ORM objects: this runs before Slack's ack, for every
+                # command of a burst, and must stay cheap even for 1,500 calls.
+                change_id = await session.scalar(
+                    insert(Change)
+                    .values(
+                        created_at=utcnow(),
+                        slack_team_id=requester.team_id,
+                        slack_user_id=requester.user_id,
+                        slack_channel_id=requester.channel_id,
+                        response_url=response_url,
+                        text=text,
+                        display=display,
+                        buttons=",".join(buttons),
+                        status=ChangeStatus.AWAITING_CONFIRMATION if held else ChangeStatus.QUEUED,
+                        idempotency_key=idempotency_key,
+                        reporter_id=reporter_id,
+                        reporter_lease_until=utcnow() + timedelta(seconds=lease),
+                    )
+                    .returning(Change.id)
                 )
-                session.add(change)
-                await session.flush()
-                # One multi-row INSERT (Core, not one ORM object per call): 1,500 calls stay cheap.
+                assert change_id is not None
                 await session.execute(
                     insert(Call),
                     [
                         {
-                            "change_id": change.id,
+                            "change_id": change_id,
                             "seq": seq,
                             "operation": planned.operation,
                             "agent_id": planned.agent_id,
@@ -158,8 +163,9 @@ class ChangeStore:
                         for seq, planned in enumerate(calls)
                     ],
                 )
-                session.add(
-                    AuditEvent(
+                await session.execute(
+                    insert(AuditEvent).values(
+                        at=utcnow(),
                         slack_team_id=requester.team_id,
                         slack_user_id=requester.user_id,
                         slack_channel_id=requester.channel_id,
@@ -167,13 +173,13 @@ class ChangeStore:
                         text=text,
                         decision=Decision.ALLOWED,
                         reason=reason,
-                        change_id=change.id,
+                        change_id=change_id,
                     )
                 )
                 if not held:
                     for operation in sorted({planned.operation for planned in calls}):
                         await self._signals.publish(session, WORK, operation)
-                return Recorded(change.id)
+                return Recorded(change_id)
         except IntegrityError:
             if idempotency_key is None:
                 raise

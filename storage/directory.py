@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -90,6 +91,19 @@ class Directory:
         without stored operations needs no encryption key."""
         self._db = database
         self._cipher = cipher
+        #: Called after every write, e.g. to drop an in-memory copy (commands/snapshot.py).
+        self.on_change: list[Callable[[], None]] = []
+
+    def _changed(self) -> None:
+        for listener in self.on_change:
+            listener()
+
+    @asynccontextmanager
+    async def _writing(self) -> AsyncIterator[AsyncSession]:
+        """A write transaction; listeners hear of it once it is committed."""
+        async with self._db.transaction() as session:
+            yield session
+        self._changed()
 
     # --- operations ------------------------------------------------------------------------
 
@@ -98,7 +112,7 @@ class Directory:
     ) -> bool:
         """Create or update an operation; True if it was created."""
         ciphertext = self._cipher().encrypt(token)
-        async with self._db.transaction() as session:
+        async with self._writing() as session:
             existing = await session.scalar(select(Operation).where(Operation.name == name))
             if existing is None:
                 session.add(
@@ -134,7 +148,7 @@ class Directory:
     async def rotate_tokens(self) -> int:
         """Re-encrypt every token with the newest key; returns how many."""
         cipher = self._cipher()
-        async with self._db.transaction() as session:
+        async with self._writing() as session:
             rows = list(await session.scalars(select(Operation)))
             for op in rows:
                 op.token_ciphertext = cipher.rotate(op.token_ciphertext)
@@ -183,7 +197,7 @@ class Directory:
         change_channels: Sequence[str] | None,
         audit: AuditEntry,
     ) -> TeamRecord:
-        async with self._db.transaction() as session:
+        async with self._writing() as session:
             if await session.scalar(select(Team.id).where(Team.name == name)) is not None:
                 raise DirectoryError(f"A team named `{name}` exists already.")
             await self._check_free(session, operation, agents, team_id=None)
@@ -203,7 +217,7 @@ class Directory:
     async def add_agents(
         self, name: str, agents: Sequence[str], *, audit: AuditEntry
     ) -> TeamRecord:
-        async with self._db.transaction() as session:
+        async with self._writing() as session:
             team = await self._team_for_update(session, name)
             await session.refresh(team, ["agents"])
             present = {member.agent_id for member in team.agents}
@@ -217,7 +231,7 @@ class Directory:
     async def remove_agents(
         self, name: str, agents: Sequence[str], *, audit: AuditEntry
     ) -> TeamRecord:
-        async with self._db.transaction() as session:
+        async with self._writing() as session:
             team = await self._team_for_update(session, name)
             await session.execute(
                 delete(TeamAgent).where(
@@ -238,7 +252,7 @@ class Directory:
         change_channels: Sequence[str] | None,
         audit: AuditEntry,
     ) -> None:
-        async with self._db.transaction() as session:
+        async with self._writing() as session:
             await session.execute(
                 update(Team)
                 .where(Team.name == name)
@@ -251,7 +265,7 @@ class Directory:
             add_audit(session, audit)
 
     async def delete_team(self, name: str, *, audit: AuditEntry) -> None:
-        async with self._db.transaction() as session:
+        async with self._writing() as session:
             team = await self._team_for_update(session, name)
             await session.delete(team)
             add_audit(session, audit)
@@ -317,7 +331,7 @@ class Directory:
     ) -> tuple[GrantRecord, bool]:
         """Store a grant (True) or find the identical one that exists (False)."""
         teams_value, buttons_value = _join(teams), _join(buttons)
-        async with self._db.transaction() as session:
+        async with self._writing() as session:
             existing = await session.scalar(
                 select(Grant).where(
                     Grant.subject_type == subject_type,
@@ -345,7 +359,7 @@ class Directory:
             return _grant_record(grant), True
 
     async def remove_grants(self, grant_ids: Sequence[int], *, audit: AuditEntry) -> None:
-        async with self._db.transaction() as session:
+        async with self._writing() as session:
             await session.execute(delete(Grant).where(Grant.id.in_(list(grant_ids))))
             add_audit(session, audit)
 
