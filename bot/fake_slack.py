@@ -81,7 +81,7 @@ class FakeSlack:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         app = web.Application()
-        app.router.add_post("/api/{method}", self._web_api)
+        app.router.add_route("*", "/api/{method}", self._web_api)  # slack_sdk GETs some methods
         app.router.add_post("/response/{id}", self._response_url)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()

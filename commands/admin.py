@@ -149,7 +149,9 @@ class AdminService:
     async def help(self, requester: Requester, command: HelpCommand) -> Reply:
         """The usage of what the caller may run (everyone sees the change syntax)."""
         caller = await self._access.caller(requester)
-        sections = set(sections_for(caller.roles)) | {Section.CHANGE}
+        # Without a role, only the syntax of a change (to ask an admin for the right one).
+        sections = set(sections_for(caller.roles)) if caller.roles else set()
+        sections.add(Section.CHANGE)
         if command.topic is not None:
             sections &= {command.topic} if command.topic in sections else sections
         return Reply(usage(sections))

@@ -24,9 +24,9 @@ from commands.access import Access, Caller
 from commands.grammar import MAX_AGENTS, ChangeCommand, HelpCommand, Parsed, ParseError, parse
 from commands.operations import DEFAULT_OPERATION, Operations
 from commands.roles import ChangeDecision, Refusal, Target, decide_change
-from commands.snapshot import Snapshots
+from commands.snapshot import Snapshot, Snapshots
 from storage.changes import ChangeRecord, ChangeStore, PlannedCall, Requester
-from storage.models import CallStatus, Decision
+from storage.models import CallStatus, ChangeStatus, Decision
 from storage.queue import CallQueue
 from storage.signals import CHANGE, Signals, wait
 from wolkvox.model import Button, Display
@@ -273,16 +273,34 @@ class ChangeService:
         return await self._accepted(recorded.change_id, parsed, planned)
 
     async def confirm(self, change_id: int, requester: Requester) -> ConfirmResult:
-        """The requester runs the allowed part of a partly allowed change (once)."""
-        if not await self._store.confirm(
+        """The requester runs the allowed part of a partly allowed change (once).
+
+        The permission check runs again: grants or teams may have changed since the offer.
+        """
+        text = f"confirm change #{change_id}"
+        record = await self._store.load_change(change_id)
+        waiting = (
+            record is not None
+            and record.requester.user_id == requester.user_id
+            and record.status == ChangeStatus.AWAITING_CONFIRMATION
+        )
+        if record is not None and waiting and not await self._still_allowed(record, requester):
+            await self._store.cancel(change_id, requester.user_id)
+            reason = (
+                "Your permissions changed since you asked, so nothing was run and the change "
+                "is cancelled. Ask again to see what you may do now."
+            )
+            await self._refuse(requester, text, Decision.REFUSED, reason, action="confirm")
+            return Refused(reason)
+        if record is None or not await self._store.confirm(
             change_id, requester.user_id, reporter_id=self._replica_id, lease=self._lease
         ):
-            return Refused(
+            reason = (
                 "This change is not waiting for your confirmation (it was confirmed or cancelled "
                 "already, or it is not yours)."
             )
-        record = await self._store.load_change(change_id)
-        assert record is not None
+            await self._refuse(requester, text, Decision.REFUSED, reason, action="confirm")
+            return Refused(reason)
         command = ChangeCommand(
             display=Display(record.display),
             buttons=tuple(Button(b) for b in record.buttons),
@@ -292,7 +310,39 @@ class ChangeService:
         return await self._accepted(change_id, command, planned)
 
     async def cancel(self, change_id: int, requester: Requester) -> bool:
-        return await self._store.cancel(change_id, requester.user_id)
+        if await self._store.cancel(change_id, requester.user_id):
+            return True
+        await self._refuse(
+            requester,
+            f"cancel change #{change_id}",
+            Decision.REFUSED,
+            "not waiting for this user's confirmation (done already, or not theirs)",
+            action="cancel",
+        )
+        return False
+
+    async def _still_allowed(self, record: ChangeRecord, requester: Requester) -> bool:
+        """Whether every held call of ``record`` is still allowed to ``requester``."""
+        caller = await self._access.caller(requester)
+        snapshot = await self._snapshots.get()
+        targets = {
+            (call.agent_id, call.operation): Target(
+                call.agent_id, call.operation, _team_in(snapshot, call.agent_id, call.operation)
+            )
+            for call in record.calls
+        }
+        teams = {t.team: snapshot.teams[t.team] for t in targets.values()
+                 if t.team and t.team in snapshot.teams}  # fmt: skip
+        decision = decide_change(
+            caller.actor,
+            list(targets.values()),
+            tuple(Button(b) for b in record.buttons),
+            grants=caller.grants,
+            teams=teams,
+            env_admins=self._access.env_admins,
+        )
+        allowed = {(t.agent_id, t.operation, b.value) for t, b in decision.allowed}
+        return all((c.agent_id, c.operation, c.button) in allowed for c in record.calls)
 
     async def _accepted(
         self, change_id: int, command: ChangeCommand, planned: Sequence[PlannedCall]
@@ -317,10 +367,16 @@ class ChangeService:
         )
 
     async def _refuse(
-        self, requester: Requester, text: str, decision: Decision, reason: str
+        self,
+        requester: Requester,
+        text: str,
+        decision: Decision,
+        reason: str,
+        *,
+        action: str = "change",
     ) -> None:
         await self._store.record_attempt(
-            requester, action="change", text=text, decision=decision, reason=reason
+            requester, action=action, text=text, decision=decision, reason=reason
         )
 
     async def _targets(self, command: ChangeCommand) -> list[Target] | str:
@@ -488,3 +544,7 @@ def _no_role(caller: Caller) -> str:
         "You are not allowed to change agents' buttons: you have no role in agentbox. "
         f"Ask an admin ({names}) to run it or to grant you a role."
     )
+
+
+def _team_in(snapshot: Snapshot, agent: str, operation: str) -> str | None:
+    return next((team for team, op in snapshot.teams_of(agent) if op == operation), None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 
 from sqlalchemy import and_, func, select, update
 
@@ -16,12 +17,15 @@ from wolkvox.retrying import CallOutcome
 
 #: How many recent calls the mean duration (for wait estimates) is taken over.
 _RECENT_CALLS = 50
+#: How long that mean is reused before it is computed again.
+_MEAN_MAX_AGE = 5.0
 
 
 class CallQueue:
     def __init__(self, database: Database, signals: Signals) -> None:
         self._db = database
         self._signals = signals
+        self._means: dict[str, tuple[float, float | None]] = {}  # operation -> (taken, mean)
 
     async def claim_next(self, operation: str, *, replica_id: str, slot: int) -> QueuedCall | None:
         """Mark the oldest queued call of ``operation`` running, for the caller holding ``slot``.
@@ -151,6 +155,9 @@ class CallQueue:
                     Call.change_id < change_id,
                 )
             )
+            cached = self._means.get(operation)
+            if cached is not None and time.monotonic() - cached[0] < _MEAN_MAX_AGE:
+                return int(ahead or 0), cached[1]
             recent = (
                 select(Call.duration_ms)
                 .where(
@@ -161,4 +168,6 @@ class CallQueue:
                 .subquery()
             )
             mean_ms = await session.scalar(select(func.avg(recent.c.duration_ms)))
-        return int(ahead or 0), (float(mean_ms) / 1000 if mean_ms is not None else None)
+        mean = float(mean_ms) / 1000 if mean_ms is not None else None
+        self._means[operation] = (time.monotonic(), mean)
+        return int(ahead or 0), mean
