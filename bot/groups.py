@@ -11,6 +11,8 @@ log = logging.getLogger(__name__)
 
 #: How long a group's member list is trusted before Slack is asked again.
 MEMBERS_TTL_SECONDS = 60.0
+#: How long a member list may still be used while Slack cannot be asked.
+STALE_LIMIT_SECONDS = 300.0
 
 
 class SlackGroups:
@@ -27,8 +29,11 @@ class SlackGroups:
             response = await self._client.usergroups_users_list(usergroup=group_id)
             users = frozenset(str(user) for user in response.get("users") or [])
         except Exception as error:
-            # A group whose members cannot be read grants nothing (and says so in the log).
+            # While Slack fails, the last list stands for at most STALE_LIMIT_SECONDS (its age is
+            # not renewed); then, and for a group never read, the group grants nothing.
             log.warning("cannot read the members of user group %s: %s", group_id, error)
-            users = cached[1] if cached is not None else frozenset()
+            if cached is not None and time.monotonic() - cached[0] < STALE_LIMIT_SECONDS:
+                return cached[1]
+            return frozenset()
         self._cache[group_id] = (time.monotonic(), users)
         return users

@@ -7,7 +7,7 @@ may leave the workspace without an admin.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from commands.access import Access, Caller
 from commands.agents import agent_ranges
@@ -243,28 +243,14 @@ class AdminService:
             )
         if not removed:
             return Reply(f"{mention(subject)} has no such grant.", ok=False)
-        admins_left = bool(self._access.env_admins) or any(
-            g.role == Role.ADMIN and g.subject_type == "user" and g not in removed
-            for g in caller.all_grants
-        )
-        if not admins_left:
-            return await self._refuse(
-                requester,
-                text,
-                "That would leave agentbox without an admin. Grant admin to someone else first.",
-            )
         audit = self._audit(requester, "revoke", text)
-        await self._directory.remove_grants([g.id for g in removed], audit=audit)
-        for grant, rest in narrowed:
-            await self._directory.add_grant(
-                subject_type=grant.subject_type,
-                subject_id=grant.subject_id,
-                role=grant.role,
-                teams=rest,
-                buttons=grant.buttons,
-                created_by=requester.user_id,
-                audit=self._audit(requester, "grant", f"(narrowed by) {text}"),
-            )
+        # Narrowed grants are re-added in the same transaction as the removal.
+        await self._directory.replace_grants(
+            [g.id for g in removed],
+            [replace(grant, teams=rest, created_by=requester.user_id) for grant, rest in narrowed],
+            keep_an_admin=not self._access.env_admins,
+            audit=audit,
+        )
         what = ", ".join(f"#{g.id} ({g.role})" for g in removed)
         still = " They stay admin through AGENTBOX_ADMINS." if env_admin else ""
         return Reply(f"Revoked {mention(subject)}'s grant {what}.{still}")

@@ -207,12 +207,12 @@ class ChangeService:
             reason = _no_role(caller)
             await self._refuse(requester, text, Decision.REFUSED, reason)
             return Refused(reason)
-        targets = await self._targets(parsed)
+        snapshot = await self._snapshots.get()  # one view of teams for the whole decision
+        targets = await self._targets(parsed, snapshot)
         if isinstance(targets, str):
             await self._refuse(requester, text, Decision.REFUSED, targets)
             return Refused(targets)
-        known = (await self._snapshots.get()).teams
-        teams = {t.team: known[t.team] for t in targets if t.team and t.team in known}
+        teams = {t.team: snapshot.teams[t.team] for t in targets if t.team in snapshot.teams}
         decision = decide_change(
             caller.actor,
             targets,
@@ -379,10 +379,9 @@ class ChangeService:
             requester, action=action, text=text, decision=decision, reason=reason
         )
 
-    async def _targets(self, command: ChangeCommand) -> list[Target] | str:
+    async def _targets(self, command: ChangeCommand, snapshot: Snapshot) -> list[Target] | str:
         """Each agent with the operation that serves it and its team there; or why not."""
         targets: dict[tuple[str, str], Target] = {}
-        snapshot = await self._snapshots.get()
         for name in command.teams:
             team = snapshot.teams.get(name)
             if team is None:

@@ -358,10 +358,50 @@ class Directory:
             await session.flush()
             return _grant_record(grant), True
 
-    async def remove_grants(self, grant_ids: Sequence[int], *, audit: AuditEntry) -> None:
+    async def replace_grants(
+        self,
+        remove: Sequence[int],
+        add: Sequence[GrantRecord],
+        *,
+        keep_an_admin: bool,
+        audit: AuditEntry,
+    ) -> None:
+        """Remove grants and add others in one transaction (a revoke that narrows a grant).
+
+        ``keep_an_admin``: refuse (DirectoryError) when no user would hold an admin grant after;
+        checked inside the transaction, with the admin grants locked on PostgreSQL, so two
+        admins revoking each other at the same moment cannot both succeed.
+        """
         async with self._writing() as session:
-            await session.execute(delete(Grant).where(Grant.id.in_(list(grant_ids))))
+            if keep_an_admin:
+                admins = set(
+                    await session.scalars(
+                        select(Grant.id)
+                        .where(Grant.role == "admin", Grant.subject_type == "user")
+                        .with_for_update()
+                    )
+                )
+                if not admins - set(remove) and not any(g.role == "admin" for g in add):
+                    raise DirectoryError(
+                        "That would leave agentbox without an admin. Grant admin to someone "
+                        "else first."
+                    )
+            await session.execute(delete(Grant).where(Grant.id.in_(list(remove))))
+            for grant in add:
+                session.add(
+                    Grant(
+                        subject_type=grant.subject_type,
+                        subject_id=grant.subject_id,
+                        role=grant.role,
+                        teams=_join(grant.teams),
+                        buttons=_join(grant.buttons),
+                        created_by=grant.created_by,
+                    )
+                )
             add_audit(session, audit)
+
+    async def remove_grants(self, grant_ids: Sequence[int], *, audit: AuditEntry) -> None:
+        await self.replace_grants(grant_ids, [], keep_an_admin=False, audit=audit)
 
     async def audit(self, entry: AuditEntry) -> None:
         """Record an entry on its own (a refusal, a read)."""

@@ -6,6 +6,7 @@ on SQLite and PostgreSQL, and checks what wolkvox (the simulator) saw and what w
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from pathlib import Path
@@ -454,3 +455,29 @@ async def test_two_operations_each_use_their_own_token_one_call_at_a_time(
         assert files
         for file in files:
             assert second_token.encode() not in file.read_bytes(), file.name
+
+
+async def test_two_admins_revoking_each_other_at_once_leave_one_admin(
+    database_url: str, simulator: Simulator
+) -> None:
+    async with start_harness(
+        database_url=database_url, simulator=simulator, admins=frozenset()
+    ) as agentbox:
+        for admin in ("UANA", "UBEA"):
+            await agentbox.services.directory.add_grant(
+                subject_type="user", subject_id=admin, role="admin", teams=None, buttons=None,
+                created_by="test",
+                audit=AuditEntry(user_id="test", action="grant", text="seed",
+                                 decision=Decision.ALLOWED),
+            )  # fmt: skip
+
+        answers = await asyncio.gather(
+            agentbox.slash("revoke <@UBEA> admin", user="UANA"),
+            agentbox.slash("revoke <@UANA> admin", user="UBEA"),
+        )
+
+        texts = [ack_text(answer) for answer in answers]
+        assert sum("Revoked" in text for text in texts) == 1
+        assert sum("without an admin" in text for text in texts) == 1
+        admins = [g for g in await agentbox.services.directory.grants() if g.role == "admin"]
+        assert len(admins) == 1

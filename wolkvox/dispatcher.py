@@ -196,7 +196,7 @@ class Dispatcher:
 
     async def _work(self, operation: str, slot: int) -> None:
         # Slots above our concurrency are swept once (by slot 0) until nobody holds them.
-        swept = slot != 0 or self._concurrency == MAX_CONCURRENCY
+        swept = slot != 0 or self._slots_of(operation) == MAX_CONCURRENCY
         while not self._closing.is_set():
             # Take the waiter before looking at the queue, so a wake-up in between is not lost.
             work = self._signals.waiter(WORK, operation)
@@ -223,8 +223,11 @@ class Dispatcher:
         that ran with a higher ``WOLKVOX_CONCURRENCY`` stopped mid-call), unless a live replica
         still holds such a slot. Returns (every such slot was free, calls queued again)."""
         all_free, requeued = True, 0
-        for extra in range(self._concurrency, MAX_CONCURRENCY):
-            if not await self._slots.try_acquire(operation, extra):
+        for extra in range(self._slots_of(operation), MAX_CONCURRENCY):
+            # A slot this process holds is in use by one of its own workers, not orphaned.
+            if self._slots.holds(operation, extra) or not await self._slots.try_acquire(
+                operation, extra
+            ):
                 all_free = False
                 continue
             try:
