@@ -8,6 +8,7 @@ import os
 import re
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -303,3 +304,54 @@ def _cli_actor() -> str:
         return f"cli:{getpass.getuser()}"[:32]
     except Exception:
         return "cli"
+
+
+@main.group()
+def audit() -> None:
+    """The audit trail (every attempt, grant, revoke, team change…)."""
+
+
+@audit.command("export")
+@click.option(
+    "--since",
+    required=True,
+    type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]),
+    help="From this date (UTC), e.g. 2026-11-01",
+)
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv")
+def audit_export(since: datetime, fmt: str) -> None:
+    """Write the audit events since a date to standard output, as CSV or JSON lines."""
+    import csv
+    import dataclasses
+    import json
+
+    from storage import migrate
+    from storage.database import Database
+    from storage.history import AuditRow, History
+
+    settings = _settings()
+    fields = [field.name for field in dataclasses.fields(AuditRow)]
+    out = sys.stdout
+    writer = csv.DictWriter(out, fieldnames=fields) if fmt == "csv" else None
+    if writer is not None:
+        writer.writeheader()
+
+    async def run() -> int:
+        database = Database(settings.database_url)
+        count = 0
+        try:
+            await migrate.upgrade(database)
+            async for row in History(database).audit(since.replace(tzinfo=UTC)):
+                record = dataclasses.asdict(row)
+                record["at"] = row.at.isoformat()
+                if writer is not None:
+                    writer.writerow(record)
+                else:
+                    out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                count += 1
+        finally:
+            await database.dispose()
+        return count
+
+    count = asyncio.run(run())
+    click.echo(f"{count} event(s)", err=True)

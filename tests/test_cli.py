@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import secrets
@@ -251,3 +252,26 @@ async def test_apply_reports_every_error_with_its_line(tmp_path: Path) -> None:
     code, _, err = await _run("apply", str(config), env=_env(tmp_path))
     assert code != 0
     assert f"{config}:3:" in err and f"{config}:7:" in err
+
+
+async def test_audit_export_writes_every_event_since_a_date(tmp_path: Path) -> None:
+    env = _env(tmp_path, AGENTBOX_ADMINS="U1")
+    await _run("console", "--user", "U1", "hide", "dial", "1001", env=env)
+    await _run("console", "--user", "U2", "hide", "dial", "1001", env=env)
+
+    code, csv_out, err = await _run("audit", "export", "--since", "2000-01-01", env=env)
+    assert code == 0, err
+    lines = csv_out.strip().splitlines()
+    assert lines[0].startswith("id,at,user_id") and len(lines) == 3
+    assert ",U1," in lines[1] and "allowed" in lines[1]
+    assert ",U2," in lines[2] and "refused" in lines[2]
+
+    code, jsonl, err = await _run(
+        "audit", "export", "--since", "2000-01-01", "--format", "jsonl", env=env
+    )
+    assert code == 0, err
+    events = [json.loads(line) for line in jsonl.strip().splitlines()]
+    assert [(e["user_id"], e["decision"]) for e in events] == [("U1", "allowed"), ("U2", "refused")]
+
+    code, later, _ = await _run("audit", "export", "--since", "2999-01-01", env=env)
+    assert code == 0 and len(later.strip().splitlines()) == 1  # the header only
