@@ -75,6 +75,18 @@ class SlackProgress:
         summary["blocks"][0]["text"]["text"] = summary["text"]
         if not await self._show(summary):
             await self._respond(summary)
+        await self._post_trail(report)
+
+    async def _post_trail(self, report: ChangeReport) -> None:
+        """One concise line in each touched team's channel (not where the message already is)."""
+        line = render.trail(report)
+        for channel in report.trail_channels:
+            if self._posted is not None and self._posted[0] == channel:
+                continue
+            try:
+                await self._client.chat_postMessage(channel=channel, **line)
+            except Exception as error:
+                log.warning("cannot post the trail line in %s: %s", channel, error)
 
     async def _show(self, message: render.Message) -> bool:
         """Post or update the message; False when the Web API would take it nowhere."""

@@ -193,6 +193,20 @@ def report(result: ChangeReport) -> Message:
     return message(f"{headline}\n{body}")
 
 
+def trail(result: ChangeReport) -> Message:
+    """The team channel's line: who, what, which agents, the result."""
+    agents = [call.agent_id for call in result.calls]
+    buttons = list(dict.fromkeys(call.button for call in result.calls))
+    verb = {Display.SHOW: "showed", Display.HIDE: "hid"}[result.display]
+    outcome = f"{result.succeeded}/{result.total} done"
+    if result.failed:
+        outcome += f", {result.failed} failed"
+    return message(
+        f"<@{result.requester.user_id}> {verb} {_buttons(buttons)} for "
+        f"{_who(list(dict.fromkeys(agents)))}: {outcome} (change #{result.change_id})"
+    )
+
+
 def _fit(lines: Sequence[str]) -> str:
     kept: list[str] = []
     size = 0

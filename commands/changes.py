@@ -17,7 +17,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from commands.access import Access, Caller
@@ -108,6 +108,8 @@ class ChangeReport:
     requester: Requester
     display: Display
     calls: tuple[CallReport, ...]
+    #: The channels of the teams whose agents the change touched, for the visible trail.
+    trail_channels: tuple[str, ...] = ()
 
     @property
     def succeeded(self) -> int:
@@ -452,7 +454,9 @@ class ChangeService:
                             return None
                         record = await self._store.load_change(change_id)
                         assert record is not None
-                        report = report_of(record)
+                        report = replace(
+                            report_of(record), trail_channels=await self._trail_channels(record)
+                        )
                         await _notify(listener.on_finished(report))
                         await self._store.finish(change_id)
                         return report
@@ -475,6 +479,11 @@ class ChangeService:
         finally:
             self._following.discard(change_id)
             self._signals.forget(CHANGE, key)
+
+    async def _trail_channels(self, record: ChangeRecord) -> tuple[str, ...]:
+        snapshot = await self._snapshots.get()
+        teams = {_team_in(snapshot, call.agent_id, call.operation) for call in record.calls}
+        return tuple(sorted({snapshot.teams[t].channel_id for t in teams if t in snapshot.teams}))
 
     def stop_following(self) -> None:
         """Shutdown: every ``follow`` tells its listener and hands the change over."""

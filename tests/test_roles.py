@@ -481,3 +481,17 @@ async def test_two_admins_revoking_each_other_at_once_leave_one_admin(
         assert sum("without an admin" in text for text in texts) == 1
         admins = [g for g in await agentbox.services.directory.grants() if g.role == "admin"]
         assert len(admins) == 1
+
+
+async def test_each_executed_change_leaves_one_line_in_each_team_channel(agentbox: Harness) -> None:
+    await _supervisor_of_ventas(agentbox)
+    await _grant(agentbox, f"<@{MARIA}> supervisor team:cobranza")
+
+    await agentbox.slash("hide dial 1001-1003 2001", user=MARIA)
+    await agentbox.idle()
+
+    for channel in ("CVENTAS", "CCOBRANZA"):
+        (line,) = agentbox.slack.messages_in(channel)
+        assert f"<@{MARIA}> hid `dial` for 4 agents (1001-1003, 2001)" in line.text
+        assert "4/4 done" in line.text
+    assert len(agentbox.slack.messages_in("C_OPS")) == 1, "the progress message stays where asked"
