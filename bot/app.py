@@ -14,6 +14,7 @@ from bot.progress import SlackProgress
 from bot.services import Services
 from commands.changes import (
     Accepted,
+    DryRun,
     Duplicate,
     NeedsConfirmation,
     NotAChange,
@@ -195,6 +196,8 @@ async def _answer(
     elif isinstance(result, NotAChange):
         reply = await services.admin.handle(requester, text, result.command)
         await ack(**(render.message(reply.text) if reply.ok else render.refused(reply.text)))
+    elif isinstance(result, DryRun):
+        await ack(**render.dry_run(result))
     elif isinstance(result, NeedsConfirmation):
         await ack(**render.needs_confirmation(result, CONFIRM_ACTION, CANCEL_ACTION))
     else:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from commands.agents import agent_ranges
-from commands.changes import Accepted, ChangeReport, NeedsConfirmation, refusal_text
+from commands.changes import Accepted, ChangeReport, DryRun, NeedsConfirmation, refusal_text
 from commands.grammar import ParseError
 from wolkvox.model import Button, Display
 
@@ -132,6 +132,29 @@ def needs_confirmation(result: NeedsConfirmation, confirm: str, cancel: str) -> 
         },
     ]
     return {"text": text, "blocks": blocks}
+
+
+def dry_run(result: DryRun) -> Message:
+    """What the change would do: the calls per operation and button, and what would not run."""
+    command = result.command
+    lines = [
+        f":mag: Dry run — nothing was sent. `{command.display.value}` would make "
+        f"{len(result.calls)} call{'s' if len(result.calls) != 1 else ''} to wolkvox:"
+    ]
+    groups: dict[tuple[str, Button], list[str]] = defaultdict(list)
+    for operation, agent, button in result.calls:
+        groups[(operation, button)].append(agent)
+    lines += [
+        f"• operation `{operation}`, `{button.value}`: {_who(agents)}"
+        for (operation, button), agents in groups.items()
+    ]
+    lines += [f"• {refusal_text(item)}" for item in result.needs_approval]
+    lines += [f"• :no_entry: {refusal_text(item)}" for item in result.refusals]
+    if command.duration is not None:
+        lines.append(
+            "Timed changes (`for …`) are not available yet; without `--dry-run` this is refused."
+        )
+    return message(_fit(lines))
 
 
 def duplicate(change_id: int) -> Message:

@@ -17,11 +17,13 @@ from commands.access import Access
 from commands.admin import AdminService
 from commands.changes import ChangeService
 from commands.operations import Operations
+from commands.reads import Reads
 from commands.snapshot import Snapshots
 from storage import migrate
 from storage.changes import ChangeStore
 from storage.database import Database
 from storage.directory import Directory
+from storage.history import History
 from storage.queue import CallQueue
 from storage.secrets import TokenCipher
 from storage.signals import Signals
@@ -116,7 +118,10 @@ class Services:
         return cls(
             settings, replica_id, database, signals, slots, queue, store, operations, directory,
             slack, wolkvox, dispatcher, changes,
-            AdminService(directory, access, operations, snapshots), TaskGroup(),
+            AdminService(
+                directory, access, operations, snapshots,
+                Reads(History(database), access, snapshots),
+            ), TaskGroup(),
         )  # fmt: skip
 
     async def start(self) -> None:

@@ -14,23 +14,27 @@ from commands.agents import agent_ranges
 from commands.grammar import (
     GrantCommand,
     HelpCommand,
+    HistoryCommand,
     Parsed,
     RevokeCommand,
     Role,
     RolesCommand,
     Section,
+    StatusCommand,
     Subject,
     TeamAddCommand,
     TeamCreateCommand,
     TeamListCommand,
     TeamRemoveCommand,
     TeamShowCommand,
+    UndoCommand,
     UserRef,
     WhoamiCommand,
     sections_for,
     usage,
 )
 from commands.operations import DEFAULT_OPERATION, Operations
+from commands.reads import Reads
 from commands.roles import describe
 from commands.snapshot import Snapshots
 from storage.audit import AuditEntry
@@ -90,11 +94,13 @@ class AdminService:
         access: Access,
         operations: Operations,
         snapshots: Snapshots,
+        reads: Reads,
     ) -> None:
         self._directory = directory
         self._access = access
         self._operations = operations
         self._snapshots = snapshots
+        self._reads = reads
 
     async def handle(self, requester: Requester, text: str, command: Parsed) -> Reply:
         try:
@@ -104,6 +110,22 @@ class AdminService:
             self._snapshots.invalidate()
 
     async def _handle(self, requester: Requester, text: str, command: Parsed) -> Reply:
+        if isinstance(command, StatusCommand):
+            ok, answer = await self._reads.status(
+                requester, command.agents, command.teams, hidden_only=command.hidden_only
+            )
+            return Reply(answer, ok=ok)
+        if isinstance(command, HistoryCommand):
+            ok, answer = await self._reads.history(
+                requester, command.agents, command.teams, limit=command.limit
+            )
+            return Reply(answer, ok=ok)
+        if isinstance(command, UndoCommand):
+            return Reply(
+                "`undo` is not available yet in this version of agentbox; run the opposite "
+                "change (`show` for `hide`).",
+                ok=False,
+            )
         caller = await self._access.caller(requester)
         if isinstance(command, WhoamiCommand):
             return self._whoami(caller)

@@ -77,6 +77,17 @@ class NeedsConfirmation:
 
 
 @dataclass(frozen=True)
+class DryRun:
+    """What a change would do, and nothing done: the calls per operation, what would be refused,
+    and what would need approval."""
+
+    command: ChangeCommand
+    calls: tuple[tuple[str, str, Button], ...]  # (operation, agent, button), in call order
+    needs_approval: tuple[Refusal, ...]
+    refusals: tuple[Refusal, ...]
+
+
+@dataclass(frozen=True)
 class NotAChange:
     """A command for :class:`commands.admin.AdminService` (grants, teams, who am I…)."""
 
@@ -84,7 +95,14 @@ class NotAChange:
 
 
 SubmitResult = (
-    Accepted | Duplicate | Refused | NeedsConfirmation | NotAChange | HelpCommand | ParseError
+    Accepted
+    | Duplicate
+    | Refused
+    | NeedsConfirmation
+    | DryRun
+    | NotAChange
+    | HelpCommand
+    | ParseError
 )
 ConfirmResult = Accepted | Refused
 
@@ -204,6 +222,13 @@ class ChangeService:
             return parsed
         if not isinstance(parsed, ChangeCommand):
             return NotAChange(parsed)
+        if parsed.duration is not None and not parsed.dry_run:
+            reason = (
+                "Timed changes (`for 30m`) are not available yet in this version of agentbox. "
+                "Run the change without `for …`, and the opposite one when the time is up."
+            )
+            await self._refuse(requester, text, Decision.REFUSED, reason)
+            return Refused(reason)
         caller = await self._access.caller(requester)
         if not caller.roles:
             reason = _no_role(caller)
@@ -223,6 +248,15 @@ class ChangeService:
             teams=teams,
             env_admins=self._access.env_admins,
         )
+        if parsed.dry_run:
+            return DryRun(
+                command=parsed,
+                calls=tuple((t.operation, t.agent_id, b) for t, b in decision.allowed),
+                needs_approval=_grouped(
+                    decision.needs_approval, "would need a supervisor's approval"
+                ),
+                refusals=decision.refusals,
+            )
         if decision.needs_approval:
             # Requesters ask; the approval workflow that runs their changes comes later.
             decision = ChangeDecision(
@@ -260,7 +294,9 @@ class ChangeService:
             reporter_id=self._replica_id,
             lease=self._lease,
             held=partial,
-            reason="allowed by " + ", ".join(decision.grants_used),
+            reason="allowed by "
+            + ", ".join(decision.grants_used)
+            + (f"; reason given: {parsed.reason}" if parsed.reason else ""),
         )
         if recorded.duplicate:
             return Duplicate(recorded.change_id)
@@ -556,3 +592,15 @@ def _no_role(caller: Caller) -> str:
 
 def _team_in(snapshot: Snapshot, agent: str, operation: str) -> str | None:
     return next((team for team, op in snapshot.teams_of(agent) if op == operation), None)
+
+
+def _grouped(pairs: Sequence[tuple[Target, Button]], reason: str) -> tuple[Refusal, ...]:
+    if not pairs:
+        return ()
+    return (
+        Refusal(
+            agents=tuple(dict.fromkeys(t.agent_id for t, _ in pairs)),
+            buttons=tuple(dict.fromkeys(b for _, b in pairs)),
+            reason=reason,
+        ),
+    )

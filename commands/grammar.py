@@ -16,7 +16,20 @@ is the same command). Each word is one of:
 - a *range* word (``to``, ``through``, ``thru``, ``a``, ``al``, ``hasta``) standing between two
   agent ids: ``1001 to 1010`` is the range ``1001-1010``, anywhere else it is an error;
 - a *help* word (``help``, ``ayuda``, ``?``, ``-h``, ``--help``): the whole command becomes help,
-  whatever the verb.
+  whatever the verb;
+- a *duration*: ``for`` (``por``, ``durante``) and how long, as ``30m``, ``2h``, ``90s``,
+  ``1h30m``, ``1h 30m`` or ``30 minutes`` (units ``s``/``sec``/``seg``…, ``m``/``min``/``minutes``/
+  ``minutos``…, ``h``/``hours``/``horas``…), from :data:`MIN_DURATION` (1 minute) to
+  :data:`MAX_DURATION` (24 hours): the change reverts by itself when the time is up;
+- ``--dry-run`` (``--dryrun``, ``dry-run``, ``--simular``, ``--prueba``): list the calls the
+  change would make, and make none;
+- ``--reason`` (``--motivo``, ``--razón``) and why: ``--reason "text"``, ``--reason=…`` or
+  ``reason:"…"``. The text is what stands between quotes (straight, curly ``“…”`` as phones and
+  Macs type them, or single), or, unquoted, every word up to the next flag (``--dry-run``…). It
+  is read from the raw text before anything else, so its words mean nothing to the command
+  (``--reason "help the client"`` is no help request); Slack's ``&amp; &lt; &gt;`` are
+  unescaped, and it holds at most :data:`MAX_REASON_LENGTH` characters. The grammar never
+  requires one: the core requires it of requesters.
 
 **Roles and teams** start with a verb, and their words come in a fixed order::
 
@@ -28,17 +41,23 @@ is the same command). Each word is one of:
     team add|remove <name> <agents>
     team show <name>
     team list
+    undo
+    history [<agents>|team:…] [--limit N]
+    status <agents>|team:…
+    status hidden
 
 Spanish verbs: ``otorgar``/``dar``, ``revocar``/``quitar``, ``permisos``, ``quiensoy``/``quién
 soy``, ``equipo`` (``crear``, ``agregar``/``añadir``, ``quitar``, ``ver``/``mostrar``,
-``listar``). Roles: ``admin`` (``administrador``), ``supervisor``, ``requester``
-(``solicitante``), ``viewer`` (``observador``, ``lector``). A verb must be the first word;
-``quitar`` is *revoke* there and *remove* after ``team``.
+``listar``), ``deshacer``, ``historial``, ``estado`` (``estado ocultos``). Roles: ``admin``
+(``administrador``), ``supervisor``, ``requester`` (``solicitante``), ``viewer`` (``observador``,
+``lector``). A verb must be the first word; ``quitar`` is *revoke* there and *remove* after
+``team``.
 
 - *Options* are ``key:value``, a list being ``key:a,b`` (no spaces inside; ``key: a`` is read as
   ``key:a``; a repeated option adds to the list). Keys: ``team:`` (``equipo:``), ``buttons:``
   (``botones:``), ``approvals:`` (``aprobaciones:``), ``channels:`` (``canales:``),
-  ``operation:`` (``operacion:``). Each verb takes only its own.
+  ``operation:`` (``operacion:``), ``limit:`` (``límite:``, as ``--limit N``). Each verb takes
+  only its own.
 - *Scopes*: ``team:ventas`` / ``team:ventas,cobranza``, or ``team:*`` (``all``, ``todos``) for
   every team. An admin grant takes no scope (admins cover everything); the other roles require
   one. ``buttons:`` (button words, ``all``) narrows a supervisor or requester grant.
@@ -77,6 +96,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import Enum, StrEnum
 from itertools import islice
 from typing import Final
@@ -86,11 +106,19 @@ from wolkvox.model import Button, Display
 __all__ = [
     "ADMIN_USAGE",
     "ALL_TEAMS",
+    "DEFAULT_HISTORY_LIMIT",
+    "DURATION_UNITS",
+    "FLAGS",
     "MAX_AGENTS",
+    "MAX_DURATION",
+    "MAX_HISTORY_LIMIT",
     "MAX_NAME_LENGTH",
+    "MAX_REASON_LENGTH",
+    "MIN_DURATION",
     "OPTIONS",
     "ROLE_SECTIONS",
     "ROLE_WORDS",
+    "STATUS_WORDS",
     "TEAM_VERBS",
     "USAGE",
     "VERBS",
@@ -100,6 +128,7 @@ __all__ = [
     "GrantCommand",
     "GroupRef",
     "HelpCommand",
+    "HistoryCommand",
     "Lexeme",
     "Mention",
     "ParseError",
@@ -108,6 +137,7 @@ __all__ = [
     "Role",
     "RolesCommand",
     "Section",
+    "StatusCommand",
     "Subject",
     "TeamAddCommand",
     "TeamCreateCommand",
@@ -115,6 +145,7 @@ __all__ = [
     "TeamRemoveCommand",
     "TeamShowCommand",
     "Token",
+    "UndoCommand",
     "UserRef",
     "WhoamiCommand",
     "WordKind",
@@ -135,6 +166,21 @@ MAX_AGENT_ID_DIGITS = 15
 
 MAX_NAME_LENGTH: int = 40
 """Longest team or operation name."""
+
+MIN_DURATION: Final = timedelta(minutes=1)
+"""Shortest ``for …`` a change may last before it reverts."""
+
+MAX_DURATION: Final = timedelta(hours=24)
+"""Longest ``for …`` a change may last before it reverts."""
+
+MAX_REASON_LENGTH: int = 500
+"""Longest ``--reason`` text, in characters (after HTML unescaping)."""
+
+DEFAULT_HISTORY_LIMIT: int = 20
+"""How many entries ``history`` shows without ``--limit``."""
+
+MAX_HISTORY_LIMIT: int = 200
+"""The largest ``--limit`` of ``history``."""
 
 COMMAND = "/agentbox"
 
@@ -185,9 +231,9 @@ class Section(StrEnum):
     """A part of the help text; :func:`usage` shows the ones the caller may run."""
 
     CHANGE = "change"
-    """``show``/``hide`` (admins, supervisors, requesters)."""
+    """``show``/``hide`` and ``undo`` (admins, supervisors, requesters)."""
     VIEWER = "viewer"
-    """``whoami``, ``team list``, ``team show`` (anyone)."""
+    """``whoami``, ``team list``, ``team show``, ``history``, ``status`` (anyone)."""
     GRANTS = "grants"
     """``grant``, ``revoke``, ``roles`` (admins)."""
     TEAMS = "teams"
@@ -207,6 +253,16 @@ class ChangeCommand:
     teams: tuple[str, ...] = ()
     """Team names from ``team:`` targets, normalized, de-duplicated, sorted. The core expands them
     (and re-checks :data:`MAX_AGENTS` on the union)."""
+    duration: timedelta | None = None
+    """``for 30m``: revert by itself after this long, from :data:`MIN_DURATION` to
+    :data:`MAX_DURATION` inclusive, whole seconds. None: the change stays."""
+    dry_run: bool = False
+    """``--dry-run``: list the calls the change would make, and make none."""
+    reason: str | None = None
+    """``--reason "…"``: why, as the user wrote it (HTML-unescaped, stripped, non-empty, at most
+    :data:`MAX_REASON_LENGTH` characters). Plain text that may hold ``& < >`` and ``<!channel>``:
+    escape it before putting it in a Slack message. None: no reason given (the core requires one
+    of requesters)."""
 
 
 @dataclass(frozen=True)
@@ -305,6 +361,38 @@ class TeamListCommand:
     pass
 
 
+@dataclass(frozen=True)
+class UndoCommand:
+    """Revert the caller's last change (``undo``, ``deshacer``)."""
+
+
+@dataclass(frozen=True)
+class HistoryCommand:
+    """Show the recent trail (``history``, ``historial``), of some agents and/or teams, or of
+    everything the caller may see when both are empty."""
+
+    agents: tuple[str, ...] = ()
+    """As :func:`parse_targets` returns them (at most :data:`MAX_AGENTS`)."""
+    teams: tuple[str, ...] = ()
+    """Normalized, de-duplicated, sorted."""
+    limit: int = DEFAULT_HISTORY_LIMIT
+    """How many entries, 1 to :data:`MAX_HISTORY_LIMIT`."""
+
+
+@dataclass(frozen=True)
+class StatusCommand:
+    """Show the last known state of each button per agent (``status``, ``estado``).
+
+    Either some agents and/or teams (at least one), or ``hidden_only`` alone (``status hidden``:
+    which agents have hidden buttons right now), never both."""
+
+    agents: tuple[str, ...] = ()
+    """As :func:`parse_targets` returns them (at most :data:`MAX_AGENTS`)."""
+    teams: tuple[str, ...] = ()
+    """Normalized, de-duplicated, sorted."""
+    hidden_only: bool = False
+
+
 Parsed = (
     ChangeCommand
     | HelpCommand
@@ -318,6 +406,9 @@ Parsed = (
     | TeamRemoveCommand
     | TeamShowCommand
     | TeamListCommand
+    | UndoCommand
+    | HistoryCommand
+    | StatusCommand
 )
 
 
@@ -338,6 +429,12 @@ class WordKind(Enum):
     ROLE = "role"
     OPTION = "option"
     """The key of a ``key:value`` word."""
+    DURATION = "duration"
+    """Introduces how long a change lasts: ``for 30m``."""
+    FLAG = "flag"
+    """A ``--word`` (``--dry-run``, ``--reason …``, ``--limit N``)."""
+    FILTER = "filter"
+    """What ``status`` may list instead of agents: ``hidden``."""
 
 
 @dataclass(frozen=True)
@@ -379,6 +476,7 @@ VOCABULARY: _Table = (
     ),
     (Lexeme(WordKind.BUTTON, "all", buttons=_ALL_BUTTONS), ("all", "todo", "todos", "todas")),
     (Lexeme(WordKind.RANGE, "to"), ("to", "through", "thru", "a", "al", "hasta")),
+    (Lexeme(WordKind.DURATION, "for"), ("for", "por", "durante")),
 )
 """The words of a change (and help), as (meaning, aliases). Aliases are written as a user would
 write them; matching is on :func:`normalize`, so case and accents do not matter. The first alias
@@ -390,6 +488,9 @@ VERBS: _Table = (
     (Lexeme(WordKind.VERB, "roles"), ("roles", "permisos")),
     (Lexeme(WordKind.VERB, "whoami"), ("whoami", "quiensoy", "quién soy")),
     (Lexeme(WordKind.VERB, "team"), ("team", "equipo")),
+    (Lexeme(WordKind.VERB, "undo"), ("undo", "deshacer")),
+    (Lexeme(WordKind.VERB, "history"), ("history", "historial")),
+    (Lexeme(WordKind.VERB, "status"), ("status", "estado")),
 )
 """Words that lead a command (an alias may be several words, matched word by word)."""
 
@@ -427,8 +528,31 @@ OPTIONS: _Table = (
     ),
     (Lexeme(WordKind.OPTION, "channels"), ("channels", "channel", "canales", "canal")),
     (Lexeme(WordKind.OPTION, "operation"), ("operation", "operación")),
+    (Lexeme(WordKind.OPTION, "reason"), ("reason", "motivo", "razón")),
+    (Lexeme(WordKind.OPTION, "limit"), ("limit", "límite")),
 )
 """Keys of ``key:value`` words."""
+
+FLAGS: _Table = (
+    (
+        Lexeme(WordKind.FLAG, "--dry-run"),
+        ("--dry-run", "--dryrun", "--dry_run", "dry-run", "dryrun", "--simular", "--prueba"),
+    ),
+    (Lexeme(WordKind.FLAG, "--reason"), ("--reason", "--motivo", "--razón")),
+    (Lexeme(WordKind.FLAG, "--limit"), ("--limit", "--límite")),
+)
+"""``--`` words. Any run of dashes (``-``, ``—`` as phones type ``--``) reads as ``--``, and a
+value may follow ``=`` (``--limit=50``)."""
+
+STATUS_WORDS: _Table = ((Lexeme(WordKind.FILTER, "hidden"), ("hidden", "ocultos", "ocultas")),)
+"""Words ``status`` takes instead of agents."""
+
+DURATION_UNITS: tuple[tuple[int, tuple[str, ...]], ...] = (
+    (1, ("s", "sec", "secs", "second", "seconds", "seg", "segs", "segundo", "segundos")),
+    (60, ("m", "min", "mins", "minute", "minutes", "minuto", "minutos")),
+    (3600, ("h", "hr", "hrs", "hour", "hours", "hora", "horas")),
+)
+"""The units of a duration, as (seconds, aliases)."""
 
 _EVERY_TEAM: tuple[str, ...] = ("*", "all", "todos", "todas")
 """Values of ``team:`` meaning every team."""
@@ -457,10 +581,15 @@ _VERBS, _VERB_SPELLING = _build_lexicon(VERBS)
 _TEAM_VERBS, _TEAM_VERB_SPELLING = _build_lexicon(TEAM_VERBS)
 _ROLES, _ROLE_SPELLING = _build_lexicon(ROLE_WORDS)
 _OPTIONS, _OPTION_SPELLING = _build_lexicon(OPTIONS)
+_FLAGS, _FLAG_SPELLING = _build_lexicon(FLAGS)
+_STATUS_WORDS, _STATUS_SPELLING = _build_lexicon(STATUS_WORDS)
+_UNITS: Mapping[str, int] = {
+    normalize(alias): seconds for seconds, aliases in DURATION_UNITS for alias in aliases
+}
 
 _RESERVED: frozenset[str] = frozenset(
     normalize(alias)
-    for table in (VOCABULARY, VERBS, TEAM_VERBS, ROLE_WORDS, OPTIONS)
+    for table in (VOCABULARY, VERBS, TEAM_VERBS, ROLE_WORDS, OPTIONS, FLAGS, STATUS_WORDS)
     for _, aliases in table
     for alias in aliases
 ) | frozenset(_EVERY_TEAM)
@@ -659,6 +788,187 @@ def _join_ranges(tokens: Sequence[Token]) -> list[Token]:
     return joined
 
 
+_DASH_CLASS = "[-\u2010-\u2015\u2212]"  # hyphen, dashes (phones make "--" an em dash), minus
+_LEADING_DASHES = re.compile(f"{_DASH_CLASS}+")
+_DASHED_WORD = re.compile(rf"{_DASH_CLASS}+[^\W\d_]")
+
+
+@dataclass(frozen=True)
+class _Flag:
+    """A ``--word`` of :data:`FLAGS` as typed: ``name`` is the flag part (``--limit``), ``value``
+    what followed ``=`` (``--limit=50``), if anything did."""
+
+    lexeme: Lexeme
+    name: str
+    value: str | None
+
+
+def _flag(token: Token) -> _Flag | None:
+    """The flag ``token`` is, if any: ``--dry-run``, ``—dry-run``, ``-dryrun``, ``dry-run``."""
+    if not token.plain:
+        return None
+    dashes = _LEADING_DASHES.match(token.raw)
+    body = token.raw[dashes.end() :] if dashes else token.raw
+    name, equals, value = body.partition("=")
+    lexeme = _FLAGS.get(("--" if dashes else "") + normalize(name))
+    if lexeme is None:
+        return None
+    typed = token.raw[: len(token.raw) - len(value) - len(equals)]
+    return _Flag(lexeme, typed, value if equals else None)
+
+
+@dataclass(frozen=True)
+class _Reason:
+    """The text of a ``--reason``, and how it was written (for messages)."""
+
+    text: str
+    flag: str
+    quoted: bool
+
+
+# `--reason`, `—motivo=`, `reason:`: a word that starts the text or follows a space or a comma.
+_REASON_FLAG = re.compile(rf"(?<![^\s,])({_DASH_CLASS}*)([^\W\d_]+)(?:([=:])|(?=\s|$))")
+_DOUBLE_QUOTES = '"|\u201c|\u201d|\u201e|\u201f|\u00ab|\u00bb|&quot;|&#0*34;|&#x0*22;'
+_SINGLE_QUOTES = "'|\u2018|\u2019|\u201a|\u201b|&#0*39;|&#x0*27;"
+_OPEN_QUOTE = re.compile(f"({_DOUBLE_QUOTES})|({_SINGLE_QUOTES})", re.IGNORECASE)
+_CLOSE_DOUBLE = re.compile(_DOUBLE_QUOTES, re.IGNORECASE)
+_CLOSE_SINGLE = re.compile(_SINGLE_QUOTES, re.IGNORECASE)
+_STRAIGHT_DOUBLE = re.compile('"|&quot;|&#0*34;|&#x0*22;', re.IGNORECASE)
+_STRAIGHT_SINGLE = re.compile("'|&#0*39;|&#x0*27;", re.IGNORECASE)
+_MATCHING_QUOTE: Mapping[str, re.Pattern[str]] = {
+    '"': _STRAIGHT_DOUBLE,
+    "'": _STRAIGHT_SINGLE,
+    "\u201c": re.compile("\u201d"),
+    "\u201d": re.compile("\u201d"),
+    "\u201e": re.compile("[\u201c\u201d]"),
+    "\u201f": re.compile("\u201d"),
+    "\u00ab": re.compile("\u00bb"),
+    "\u00bb": re.compile("\u00ab"),
+    "\u2018": re.compile("\u2019"),
+    "\u2019": re.compile("\u2019"),
+    "\u201a": re.compile("[\u2018\u2019]"),
+    "\u201b": re.compile("\u2019"),
+}
+"""The quote that closes each opening quote, tried before any quote of the same kind (so that
+``"said “hi” twice"`` keeps its inner quotes)."""
+_RAW_WORD = re.compile(r"[^\s,]+")
+_REASON_EXAMPLE = '`--reason "the client asked"`'
+
+
+def _reason_flag(match: re.Match[str]) -> str | None:
+    """The flag as typed, if ``match`` (of :data:`_REASON_FLAG`) is a reason flag."""
+    dashes, word, separator = match.groups()
+    if dashes:
+        lexeme = _FLAGS.get("--" + normalize(word))
+        return dashes + word if lexeme is not None and lexeme.canonical == "--reason" else None
+    lexeme = _OPTIONS.get(normalize(word))
+    if separator == ":" and lexeme is not None and lexeme.canonical == "reason":
+        return word + ":"
+    return None
+
+
+def _reason_ends(text: str, start: int, entities: Sequence[tuple[int, int]]) -> int:
+    """Where an unquoted reason that starts at ``start`` ends: at the next flag (a word starting
+    with dashes, a flag of :data:`FLAGS`, or another ``reason:``), or at the end."""
+    for word in _RAW_WORD.finditer(text, start):
+        if _inside(word.start(), entities):
+            continue
+        raw = word.group(0)
+        if _DASHED_WORD.match(raw) or _flag(_word(raw)) is not None:
+            return word.start()
+        reason = _REASON_FLAG.match(text, word.start())
+        if reason is not None and _reason_flag(reason) is not None:
+            return word.start()
+    return len(text)
+
+
+def _inside(position: int, entities: Sequence[tuple[int, int]]) -> bool:
+    return any(start <= position < end for start, end in entities)
+
+
+def _closing_quote(
+    text: str, opening: re.Match[str], entities: Sequence[tuple[int, int]]
+) -> tuple[int, int] | None:
+    """Where the quote that ``opening`` opened closes (its start and end), if it does: at a
+    quote that ends a word (followed by a space, a comma or the end), outside Slack entities."""
+    kind = _CLOSE_DOUBLE if opening.group(1) else _CLOSE_SINGLE
+    for closers in (_MATCHING_QUOTE[html.unescape(opening.group(0))], kind):
+        for closer in closers.finditer(text, opening.end()):
+            after = closer.end()
+            if not _inside(closer.start(), entities) and (
+                after == len(text) or text[after].isspace() or text[after] == ","
+            ):
+                return closer.start(), after
+    return None
+
+
+def _reason_text(
+    text: str, start: int, flag: str, entities: Sequence[tuple[int, int]]
+) -> tuple[_Reason, int] | ParseError:
+    """Read the text of a reason whose flag ends at ``start``; return it and where it ends."""
+    position = start
+    while position < len(text) and text[position].isspace():
+        position += 1
+    opening = _OPEN_QUOTE.match(text, position)
+    if opening is None:
+        end = _reason_ends(text, position, entities)
+        value, quoted = text[position:end], False
+    else:
+        closing = _closing_quote(text, opening, entities)
+        if closing is not None:
+            value, end, quoted = text[opening.end() : closing[0]], closing[1], True
+        else:
+            return _error(
+                f"The text of {_quote(flag)} opens a quote and never closes it: write the reason "
+                f"between two quotes, like {_REASON_EXAMPLE}.",
+                word=flag,
+            )
+    reason = html.unescape(value).strip()
+    if not reason:
+        return _error(
+            f"{_quote(flag)} needs the reason right after it, like {_REASON_EXAMPLE}.", word=flag
+        )
+    if len(reason) > MAX_REASON_LENGTH:
+        return _error(
+            f"That reason is {len(reason):,} characters long; keep it to {MAX_REASON_LENGTH}.",
+            word=flag,
+        )
+    return _Reason(reason, flag, quoted), end
+
+
+def _extract_reason(text: str) -> tuple[str, _Reason | ParseError | None]:
+    """Take the ``--reason`` out of the raw text, before it is split into words (its text keeps
+    its spaces and commas, and means nothing to the command). Returns the rest of the text, with
+    the reason (or why it can't be read, or None when there is none)."""
+    entities = [match.span() for match in _ENTITY.finditer(text)]
+    rest: list[str] = []
+    found: _Reason | ParseError | None = None
+    last = position = 0
+    while (match := _REASON_FLAG.search(text, position)) is not None:
+        position = match.end()
+        flag = _reason_flag(match)
+        if flag is None or _inside(match.start(), entities):
+            continue
+        read = _reason_text(text, match.end(), flag, entities)
+        if isinstance(read, ParseError):
+            found = found if isinstance(found, ParseError) else read
+            end = match.end()
+        else:
+            reason, end = read
+            if isinstance(found, _Reason):
+                found = _error(
+                    f"Give one reason per command; {_quote(flag)} starts a second one. To say "
+                    f"more, put it all in one: {_REASON_EXAMPLE}.",
+                    word=flag,
+                )
+            elif found is None:
+                found = reason
+        rest += [text[last : match.start()], " "]
+        last = position = end
+    rest.append(text[last:])
+    return "".join(rest), found
+
+
 # --------------------------------------------------------------------------- messages
 
 
@@ -698,7 +1008,8 @@ def _error(message: str, word: str | None = None, suggestion: str | None = None)
 def _unknown_word(word: str, *, first: bool = False) -> ParseError:
     """A word that is nothing in a change; as the first word it may also be a misspelled verb."""
     norm = normalize(word)
-    suggestion = _closest(norm, {**_SPELLING, **_VERB_SPELLING} if first else _SPELLING)
+    spelling = {**_SPELLING, **_FLAG_SPELLING}
+    suggestion = _closest(norm, {**spelling, **_VERB_SPELLING} if first else spelling)
     message = f"I don't understand {_quote(word)}"
     if suggestion is not None:
         message += f" — did you mean `{suggestion}`?"
@@ -734,17 +1045,29 @@ _SECTION_TEXT: Mapping[Section, str] = {
 • *agents:* ids like `1001`, lists like `1001 1002` or `1001,1002`, ranges like `1001-1010` \
 or `1001 to 1010`, teams like `team:ventas` or `team:ventas,cobranza` \
 (at most {MAX_AGENTS} agents per command)
+• *optional:* `for 30m` (`por`, `durante`; like `90s`, `2h`, `1h30m`, from 1 minute to 24 \
+hours) — it reverts by itself when the time is up; `--dry-run` (`--simular`) — list the calls \
+it would make, and make none; `--reason "…"` (`--motivo`) — why, required when you request a \
+change
+• `{COMMAND} undo` (`deshacer`) — revert your last change
 
 *Examples:*
 • `{COMMAND} hide disposition 1001`
 • `{COMMAND} show all 1001-1010`
 • `{COMMAND} hide dial hungup 1001, 1002, 1005`
 • `{COMMAND} hide dial team:ventas 2001`
+• `{COMMAND} hide dial 1001 for 30m --reason "cliente en espera"`
+• `{COMMAND} hide all team:ventas --dry-run`
 • `{COMMAND} ocultar tipificación 1001` (words may come in any order, in English or Spanish)""",
     Section.VIEWER: f"""*You and your teams:*
 • `{COMMAND} whoami` (`quién soy`) — your roles and teams
 • `{COMMAND} team list` (`equipo listar`) — every team
-• `{COMMAND} team show ventas` (`equipo ver ventas`) — a team's agents and channels""",
+• `{COMMAND} team show ventas` (`equipo ver ventas`) — a team's agents and channels
+• `{COMMAND} history` (`historial`) — the recent changes; narrow it like \
+`{COMMAND} history team:ventas --limit 50` or `{COMMAND} history 1001`
+• `{COMMAND} status 1001` (`estado`) — the last known state of each button of agents or teams \
+(`{COMMAND} status team:ventas`); `{COMMAND} status hidden` (`estado ocultos`) — the agents \
+with hidden buttons now""",
     Section.GRANTS: f"""*Roles:* `admin` (`administrador`) may do everything; `supervisor` changes \
 its teams' agents; `requester` (`solicitante`) asks for changes that need approval; `viewer` \
 (`observador`, `lector`) only looks. Pick people and user groups from Slack's autocomplete.
@@ -985,7 +1308,9 @@ def _agents(words: Iterable[str], bound: str) -> tuple[str, ...] | ParseError:
 # --------------------------------------------------------------------------- changes
 
 
-def _missing(display: Display | None, buttons: Sequence[Button], targets: Sequence[str]) -> str:
+def _missing(
+    display: Display | None, buttons: Sequence[Button], targets: Sequence[str], note: str = ""
+) -> str:
     """Name what a change command lacks, with an example built from what the user did type."""
     parts: list[str] = []
     if display is None:
@@ -1000,7 +1325,7 @@ def _missing(display: Display | None, buttons: Sequence[Button], targets: Sequen
         " ".join(b.value for b in buttons) or Button.DISPOSITION.value,
         " ".join(targets) if 0 < len(" ".join(targets)) <= 40 else "1001",
     )
-    return f"Please say {said}, for example {example}. {_HELP_HINT}"
+    return f"Please say {said}, for example {example}.{note} {_HELP_HINT}"
 
 
 _VERB_EXAMPLES: Mapping[str, str] = {
@@ -1009,6 +1334,9 @@ _VERB_EXAMPLES: Mapping[str, str] = {
     "roles": "@maria",
     "whoami": "",
     "team": "show ventas",
+    "undo": "",
+    "history": "team:ventas",
+    "status": "1001",
 }
 
 
@@ -1047,15 +1375,123 @@ def _change_teams(option: Token) -> tuple[str, ...] | ParseError:
     return scope
 
 
-def _parse_change(tokens: Sequence[Token]) -> Parsed:
+_DURATION_WORD = re.compile(r"(?:[0-9]+[^\W\d_]+)+")
+_DURATION_PIECE = re.compile(r"([0-9]+)([^\W\d_]+)")
+_DURATION_EXAMPLE = "`30m` or `2h`"
+_MAX_DURATION_DIGITS = 6
+"""Longer numbers are beyond :data:`MAX_DURATION` in any unit (and not worth converting)."""
+
+
+def _word_seconds(norm: str) -> int | None:
+    """The seconds of one duration word (``30m``, ``1h30m``), or None if it is not one."""
+    if not _DURATION_WORD.fullmatch(norm):
+        return None
+    seconds = 0
+    for number, unit in _DURATION_PIECE.findall(norm):
+        if unit not in _UNITS:
+            return None
+        if len(number.lstrip("0")) > _MAX_DURATION_DIGITS:
+            return int(MAX_DURATION.total_seconds()) + 1
+        seconds += int(number) * _UNITS[unit]
+    return seconds
+
+
+def _duration(
+    said: Token, tokens: Sequence[Token], start: int
+) -> tuple[timedelta, int] | ParseError:
+    """The duration after ``for`` (the token ``said``), read from ``tokens[start:]``: words like
+    ``30m`` or ``1h30m``, or a number then a unit (``30 minutes``), one or several (``1h 30m``).
+    Returns it and the index of the first token after it."""
+    seconds, index = 0, start
+    while index < len(tokens) and tokens[index].plain:
+        token = tokens[index]
+        following = tokens[index + 1] if index + 1 < len(tokens) else None
+        if (piece := _word_seconds(token.norm)) is not None:
+            seconds, index = seconds + piece, index + 1
+        elif (
+            _ID.fullmatch(token.raw)
+            and following is not None
+            and following.plain
+            and following.norm in _UNITS
+        ):
+            piece = _word_seconds(token.raw + following.norm)
+            assert piece is not None
+            seconds, index = seconds + piece, index + 2
+        else:
+            break
+    example = f"{_DURATION_EXAMPLE}, like `{COMMAND} hide dial 1001 {said.raw} 30m`"
+    if index == start:
+        if start < len(tokens) and _ID.fullmatch(tokens[start].raw):
+            number = tokens[start].raw
+            return _error(
+                f"{_quote(said.raw + ' ' + number)} needs a unit: `{number}m` for minutes or "
+                f"`{number}h` for hours.",
+                word=f"{said.raw} {number}",
+            )
+        return _error(f"{_quote(said.raw)} needs a duration like {example}.", word=said.raw)
+    typed = " ".join(token.raw for token in tokens[start - 1 : index])
+    if seconds < MIN_DURATION.total_seconds():
+        return _error(
+            f"{_quote(typed)} is too short: a change lasts at least 1 minute (`1m`).",
+            word=typed,
+        )
+    after = tokens[index] if index < len(tokens) else None
+    last_unit = _DURATION_PIECE.findall(tokens[index - 1].norm)
+    in_hours = _UNITS.get(last_unit[-1][1] if last_unit else tokens[index - 1].norm) == 3600
+    if (
+        in_hours
+        and after is not None
+        and after.plain
+        and _ID.fullmatch(after.raw)
+        and int(after.raw) < 60
+    ):
+        # `for 1h 30`: minutes without their unit, or agent 30? Never guess which agents.
+        return _error(
+            f"In {_quote(typed + ' ' + after.raw)}, is {_quote(after.raw)} a number of minutes "
+            f"or an agent? Write the minutes with their unit, {_quote(f'{typed} {after.raw}m')}, "
+            f"or put the agents before {_quote(said.raw)}.",
+            word=after.raw,
+        )
+    if seconds > MAX_DURATION.total_seconds():
+        return _error(
+            f"{_quote(typed)} is too long: a change lasts at most 24 hours (`24h`). For longer, "
+            "change it without a duration, and change it back later.",
+            word=typed,
+        )
+    return timedelta(seconds=seconds), index
+
+
+def _flag_in_change(token: Token, flag: _Flag) -> ParseError | None:
+    """None for ``--dry-run``; why any other flag has no place in a change."""
+    if flag.lexeme.canonical == "--dry-run":
+        if flag.value is None:
+            return None
+        return _error(
+            f"{_quote(token.raw)}: `{flag.name}` takes no value; write it alone.", word=token.raw
+        )
+    if flag.lexeme.canonical == "--limit":
+        return _error(
+            f"{_quote(token.raw)} goes with `history`, like `{COMMAND} history team:ventas "
+            f"--limit 50`; a change takes `--dry-run` and `--reason`.",
+            word=token.raw,
+        )
+    return _stray(token, _CHANGE)
+
+
+def _parse_change(tokens: Sequence[Token], reason: _Reason | None = None) -> Parsed:
     """A show/hide command whose words may come in any order."""
     displays: dict[Display, str] = {}
     buttons: set[Button] = set()
     targets: list[str] = []
     teams: set[str] = set()
     typed: list[str] = []
+    duration: tuple[timedelta, str] | None = None
+    dry_run = False
     joined = _join_ranges(tokens)
-    for index, token in enumerate(joined):
+    index = 0
+    while index < len(joined):
+        token = joined[index]
+        index += 1
         if token.mention is not None:
             return _mention_in_change(token)
         if token.key is not None:
@@ -1069,16 +1505,41 @@ def _parse_change(tokens: Sequence[Token]) -> Parsed:
             targets.append(token.raw)
             typed.append(token.raw)
             continue
+        if (flag := _flag(token)) is not None:
+            refused = _flag_in_change(token, flag)
+            if refused is not None:
+                return refused
+            dry_run = True
+            continue
         lexeme = _LEXICON.get(token.norm)
         if lexeme is None:
             verb = _VERBS.get(token.norm)
             if verb is not None:
                 return _misplaced_verb(token, verb)
-            previous = joined[index - 1] if index else None
-            return _spaced_list(previous, token) or _unknown_word(token.raw, first=index == 0)
+            if _word_seconds(token.norm) is not None:
+                return _error(
+                    f"To make the change revert by itself after {_quote(token.raw)}, write "
+                    f"`for {token.raw}`, like `{COMMAND} hide dial 1001 for 30m`.",
+                    word=token.raw,
+                )
+            previous = joined[index - 2] if index > 1 else None
+            return _spaced_list(previous, token) or _unknown_word(token.raw, first=index == 1)
         if lexeme.kind is WordKind.RANGE:
             return _misplaced_range_word(token.raw)
-        if lexeme.kind is WordKind.DISPLAY and lexeme.display is not None:
+        if lexeme.kind is WordKind.DURATION:
+            found = _duration(token, joined, index)
+            if isinstance(found, ParseError):
+                return found
+            length, after = found
+            said = " ".join(t.raw for t in joined[index - 1 : after])
+            index = after
+            if duration is not None and duration[0] != length:
+                return _error(
+                    f"A change lasts one time: {_quote(duration[1])} and {_quote(said)} are two.",
+                    word=said,
+                )
+            duration = (length, said)
+        elif lexeme.kind is WordKind.DISPLAY and lexeme.display is not None:
             displays.setdefault(lexeme.display, token.raw)
         elif lexeme.kind is WordKind.BUTTON:
             buttons.update(lexeme.buttons)
@@ -1095,9 +1556,21 @@ def _parse_change(tokens: Sequence[Token]) -> Parsed:
     if isinstance(agents, ParseError):
         return agents
     if display is None or not ordered or not (agents or teams):
-        return ParseError(_missing(display, ordered, typed))
+        note = ""
+        if reason is not None and not reason.quoted:
+            note = (
+                f" Without quotes, {_quote(reason.flag)} takes every word up to the next flag: "
+                f'put the reason between quotes, like `{reason.flag} "…"`.'
+            )
+        return ParseError(_missing(display, ordered, typed, note))
     return ChangeCommand(
-        display=display, buttons=ordered, agents=agents, teams=tuple(sorted(teams))
+        display=display,
+        buttons=ordered,
+        agents=agents,
+        teams=tuple(sorted(teams)),
+        duration=duration[0] if duration is not None else None,
+        dry_run=dry_run,
+        reason=reason.text if reason is not None else None,
     )
 
 
@@ -1687,12 +2160,172 @@ def _parse_team_create(said: str, name: str, tokens: Sequence[Token]) -> Parsed:
     )
 
 
+def _parse_undo(verb: str, args: Sequence[Token]) -> Parsed:
+    if args:
+        flag = _flag(args[0])
+        if flag is not None and flag.lexeme.canonical == "--dry-run":
+            return _error(
+                f"`{verb}` has no dry run: see your last change first with "
+                f"`{COMMAND} history`, then {_example(verb)}. ({_quote(args[0].raw)} goes with "
+                "a show/hide change.)",
+                word=args[0].raw,
+            )
+        return _stray(args[0], _Usage(verb, _example(verb), (), f"`{verb}` takes nothing more"))
+    return UndoCommand()
+
+
+@dataclass(frozen=True)
+class _Query:
+    """The targets (and ``--limit``) of ``history`` or ``status``."""
+
+    agents: tuple[str, ...]
+    teams: tuple[str, ...]
+    limit: int | None
+
+
+_LIMIT_EXAMPLE = "`--limit 50`"
+
+
+def _limit(word: str, value: str | None, previous: int | None) -> int | ParseError:
+    """The number of ``--limit N`` (``word`` as typed, for messages)."""
+    if value is None or not _ID.fullmatch(value) or not 1 <= int(value) <= MAX_HISTORY_LIMIT:
+        return _error(
+            f"{_quote(word)} takes a number from 1 to {MAX_HISTORY_LIMIT}, like {_LIMIT_EXAMPLE}.",
+            word=word,
+        )
+    if previous is not None and previous != int(value):
+        return _error(f"Say one limit; {_quote(word)} is a second one.", word=word)
+    return int(value)
+
+
+def _query(tokens: Sequence[Token], usage: _Usage, *, limit: bool) -> _Query | ParseError:
+    """Agent ids and ranges, ``team:`` (no ``team:*``) and, with ``limit``, ``--limit N``."""
+    targets: list[str] = []
+    teams: set[str] = set()
+    count: int | None = None
+    joined = _join_ranges(tokens)
+    index = 0
+    while index < len(joined):
+        token = joined[index]
+        index += 1
+        if token.plain and _TARGET.fullmatch(token.raw):
+            targets.append(token.raw)
+            continue
+        if token.plain and _is_range_word(token):
+            return _misplaced_range_word(token.raw)
+        flag = _flag(token)
+        if flag is not None and flag.lexeme.canonical == "--limit" and limit:
+            value = flag.value
+            if value is None and index < len(joined) and joined[index].plain:
+                value, index = joined[index].raw, index + 1
+            found = _limit(token.raw if flag.value is not None else flag.name, value, count)
+            if isinstance(found, ParseError):
+                return found
+            count = found
+            continue
+        if flag is not None and flag.lexeme.canonical == "--dry-run":
+            return _error(
+                f"{_quote(token.raw)} goes with a show/hide change; `{usage.verb}` changes "
+                "nothing anyway.",
+                word=token.raw,
+            )
+        if token.key is not None:
+            lexeme = _OPTIONS.get(token.key)
+            if lexeme is None:
+                return _unknown_option(token, usage)
+            if lexeme.canonical not in usage.options:
+                return _option_not_here(token, usage)
+            if lexeme.canonical == "limit":
+                value = token.values[0].raw if len(token.values) == 1 else None
+                found = _limit(token.raw, value, count)
+                if isinstance(found, ParseError):
+                    return found
+                count = found
+                continue
+            if any(value.plain and value.norm in _EVERY_TEAM for value in token.values):
+                every = (
+                    f"without a target, `{usage.verb}` already covers every team you may see"
+                    if limit
+                    else f"`{usage.verb}` names its agents or teams; for every agent with hidden "
+                    f"buttons, `{COMMAND} {usage.verb} hidden`"
+                )
+                return _error(f"{_quote(token.raw)}: {every}.", word=token.raw)
+            names = _scope([token], every=False)
+            if isinstance(names, ParseError):
+                return names
+            assert names is not None  # every=False never yields "every team"
+            teams.update(names)
+            continue
+        previous = joined[index - 2] if index > 1 else None
+        if (spaced := _spaced_list(previous, token)) is not None:
+            return spaced
+        if token.plain and (token.norm in _ROLES or _LEXICON.get(token.norm) is not None):
+            return _error(
+                f"I don't understand {_quote(token.raw)} here: {usage.takes}, like "
+                f"{usage.example}.",
+                word=token.raw,
+            )
+        return _stray(token, usage)
+    agents = _agents(targets, f"one command can name at most {MAX_AGENTS}") if targets else ()
+    if isinstance(agents, ParseError):
+        return agents
+    return _Query(agents, tuple(sorted(teams)), count)
+
+
+def _parse_history(verb: str, args: Sequence[Token]) -> Parsed:
+    usage = _Usage(
+        verb,
+        _example(verb, "team:ventas --limit 50"),
+        ("team", "limit"),
+        f"`{verb}` takes agent ids, `team:…` and `--limit N`",
+    )
+    query = _query(args, usage, limit=True)
+    if isinstance(query, ParseError):
+        return query
+    limit = DEFAULT_HISTORY_LIMIT if query.limit is None else query.limit
+    return HistoryCommand(query.agents, query.teams, limit)
+
+
+def _parse_status(verb: str, args: Sequence[Token]) -> Parsed:
+    hidden = [arg for arg in args if arg.plain and arg.norm in _STATUS_WORDS]
+    if hidden:
+        said = f"{verb} {hidden[0].raw}"
+        others = [arg for arg in args if arg is not hidden[0]]
+        if others:
+            return _error(
+                f"{_quote(said)} lists every agent with hidden buttons and takes nothing more, "
+                f"so {_quote(others[0].shown)} has no place in it. For some agents' buttons: "
+                f"{_example(verb, '1001')} or {_example(verb, 'team:ventas')}.",
+                word=others[0].raw,
+            )
+        return StatusCommand(hidden_only=True)
+    usage = _Usage(
+        verb,
+        _example(verb, "1001"),
+        ("team",),
+        f"`{verb}` takes agent ids and `team:…`, or `hidden` alone",
+    )
+    query = _query(args, usage, limit=False)
+    if isinstance(query, ParseError):
+        return query
+    if not query.agents and not query.teams:
+        return _error(
+            f"Say which agents or team, like {_example(verb, '1001')} or "
+            f"{_example(verb, 'team:ventas')}; {_example(verb, 'hidden')} lists every agent with "
+            "hidden buttons."
+        )
+    return StatusCommand(query.agents, query.teams)
+
+
 _PARSERS = {
     "grant": _parse_grant,
     "revoke": _parse_revoke,
     "roles": _parse_roles,
     "whoami": _parse_whoami,
     "team": _parse_team,
+    "undo": _parse_undo,
+    "history": _parse_history,
+    "status": _parse_status,
 }
 _TOPICS = {
     "grant": Section.GRANTS,
@@ -1700,6 +2333,9 @@ _TOPICS = {
     "roles": Section.GRANTS,
     "whoami": Section.VIEWER,
     "team": Section.TEAMS,
+    "undo": Section.CHANGE,
+    "history": Section.VIEWER,
+    "status": Section.VIEWER,
 }
 
 
@@ -1717,18 +2353,27 @@ def _leading_verb(tokens: Sequence[Token]) -> tuple[Lexeme, int, str] | None:
 def parse(text: str) -> Parsed:
     """Parse the text after ``/agentbox``. Never raises: the unexpected becomes a ParseError."""
     try:
-        tokens = tokenize(text)
+        rest, reason = _extract_reason(text)  # first: its words are no part of the command
+        tokens = tokenize(rest)
         verb = _leading_verb(tokens)
-        if not tokens or any(
+        if (not tokens and reason is None) or any(
             token.plain
             and (lexeme := _LEXICON.get(token.norm)) is not None
             and lexeme.kind is WordKind.HELP
             for token in tokens
         ):
             return HelpCommand(_TOPICS[verb[0].canonical] if verb else None)
+        if isinstance(reason, ParseError):
+            return reason
         if verb is None:
-            return _parse_change(tokens)
+            return _parse_change(tokens, reason)
         lexeme, length, said = verb
+        if reason is not None:
+            return _error(
+                f"{_quote(reason.flag)} goes with a show/hide change, like "
+                f'`{COMMAND} hide dial 1001 {reason.flag} "…"`; `{said}` takes no reason.',
+                word=reason.flag,
+            )
         return _PARSERS[lexeme.canonical](said, tokens[length:])
     except Exception:  # a bug here must not become an error page for the user
         _log.exception("grammar failed on %r", text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 import unicodedata
+from datetime import timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -13,8 +14,13 @@ from hypothesis import strategies as st
 from commands.grammar import (
     ADMIN_USAGE,
     ALL_TEAMS,
+    DEFAULT_HISTORY_LIMIT,
     MAX_AGENTS,
+    MAX_DURATION,
+    MAX_HISTORY_LIMIT,
     MAX_NAME_LENGTH,
+    MAX_REASON_LENGTH,
+    MIN_DURATION,
     ROLE_SECTIONS,
     USAGE,
     ChangeCommand,
@@ -22,17 +28,20 @@ from commands.grammar import (
     GrantCommand,
     GroupRef,
     HelpCommand,
+    HistoryCommand,
     Parsed,
     ParseError,
     RevokeCommand,
     Role,
     RolesCommand,
     Section,
+    StatusCommand,
     TeamAddCommand,
     TeamCreateCommand,
     TeamListCommand,
     TeamRemoveCommand,
     TeamShowCommand,
+    UndoCommand,
     UserRef,
     WhoamiCommand,
     is_reserved,
@@ -920,6 +929,360 @@ def test_every_usage_example_parses() -> None:
         assert not isinstance(result, ParseError), (example, result)
 
 
+def test_usage_shows_the_new_syntax() -> None:
+    change_help = usage({Section.CHANGE})
+    for word in ("for 30m", "--dry-run", "--reason", "/agentbox undo", "deshacer"):
+        assert word in change_help, word
+    viewer = usage({Section.VIEWER})
+    for word in ("/agentbox history", "--limit", "/agentbox status 1001", "status hidden"):
+        assert word in viewer, word
+
+
+# --------------------------------------------------------------------------- durations
+
+HIDE_DIAL = ChangeCommand(Display.HIDE, (DIAL,), ("1001",))
+
+
+@pytest.mark.parametrize(
+    ("text", "duration"),
+    [
+        ("hide dial 1001 for 30m", timedelta(minutes=30)),
+        ("hide dial 1001 for 2h", timedelta(hours=2)),
+        ("hide dial 1001 for 90s", timedelta(seconds=90)),
+        ("hide dial 1001 for 1h30m", timedelta(hours=1, minutes=30)),
+        ("hide dial 1001 for 1h 30m", timedelta(hours=1, minutes=30)),
+        ("hide dial 1001 for 1 h 30 min", timedelta(hours=1, minutes=30)),
+        ("hide dial 1001 por 30m", timedelta(minutes=30)),
+        ("hide dial 1001 durante 30 minutos", timedelta(minutes=30)),
+        ("hide dial 1001 FOR 2 Horas", timedelta(hours=2)),
+        ("hide dial 1001 for 45 mins", timedelta(minutes=45)),
+        ("hide dial 1001 for 3 hours", timedelta(hours=3)),
+        ("hide dial 1001 for 10minutes", timedelta(minutes=10)),
+        ("for 30m hide dial 1001", timedelta(minutes=30)),
+        ("hide for 30m dial 1001", timedelta(minutes=30)),
+        ("hide dial for 30m 1001", timedelta(minutes=30)),
+        ("hide dial 1001 for 1m", MIN_DURATION),
+        ("hide dial 1001 for 60s", MIN_DURATION),
+        ("hide dial 1001 for 24h", MAX_DURATION),
+        ("hide dial 1001 for 1440m", MAX_DURATION),
+        ("hide dial 1001 for 23h60m", MAX_DURATION),
+        ("hide dial 1001 for 030m", timedelta(minutes=30)),
+        ("hide dial 1001 for 2h for 2h", timedelta(hours=2)),  # said twice, the same
+    ],
+)
+def test_durations(text: str, duration: timedelta) -> None:
+    assert change(text) == ChangeCommand(Display.HIDE, (DIAL,), ("1001",), duration=duration)
+
+
+def test_duration_does_not_change_the_rest() -> None:
+    assert change("show all 1001-1003 team:ventas for 2h") == ChangeCommand(
+        Display.SHOW, ALL, ("1001", "1002", "1003"), ("ventas",), duration=timedelta(hours=2)
+    )
+    assert change("hide dial 1001").duration is None
+
+
+@pytest.mark.parametrize(
+    ("text", "word", "says"),
+    [
+        ("hide dial 1001 for", "for", "`for` needs a duration like `30m` or `2h`"),
+        ("hide dial 1001 por", "por", "`por` needs a duration like `30m` or `2h`"),
+        ("hide dial 1001 for ever", "for", "needs a duration like `30m` or `2h`"),
+        ("hide dial 1001 for 30x", "for", "needs a duration like `30m` or `2h`"),
+        ("hide dial 1001 for --dry-run", "for", "needs a duration"),
+        ("hide dial 1001 for 30", "for 30", "`for 30` needs a unit: `30m`"),
+        ("hide dial 1001 for 30s", "for 30s", "at least 1 minute"),
+        ("hide dial 1001 for 59s", "for 59s", "at least 1 minute"),
+        ("hide dial 1001 for 0m", "for 0m", "at least 1 minute"),
+        ("hide dial 1001 for 25h", "for 25h", "at most 24 hours"),
+        ("hide dial 1001 for 24h1s", "for 24h1s", "at most 24 hours"),
+        ("hide dial 1001 for 1441m", "for 1441m", "at most 24 hours"),
+        ("hide dial 1001 for 99999999999999999999999999h", None, "at most 24 hours"),
+        ("hide dial 1001 for " + "9" * 5000 + "m", None, "at most 24 hours"),
+        ("hide dial 1001 for 2h for 3h", "for 3h", "`for 2h` and `for 3h` are two"),
+        ("hide dial 1001 30m", "30m", "write `for 30m`"),
+        ("hide dial for 1h 30 1001", "30", "a number of minutes or an agent"),
+    ],
+)
+def test_duration_errors(text: str, word: str | None, says: str) -> None:
+    err = error(text)
+    assert err.word == (word or text.removeprefix("hide dial 1001 "))
+    assert says in err.message
+
+
+# --------------------------------------------------------------------------- dry run
+
+DRY_RUN_ALIASES = ("--dry-run", "--dryrun", "dry-run", "--simular", "--prueba", "--DRY-RUN")
+
+
+@pytest.mark.parametrize("alias", [*DRY_RUN_ALIASES, "—dry-run", "–dry-run", "-dryrun"])  # noqa: RUF001
+@pytest.mark.parametrize("where", range(4))
+def test_dry_run_anywhere(alias: str, where: int) -> None:
+    words = ["hide", "dial", "1001"]
+    words.insert(where, alias)
+    assert change(" ".join(words)) == ChangeCommand(Display.HIDE, (DIAL,), ("1001",), dry_run=True)
+
+
+def test_dry_run_with_everything_else() -> None:
+    assert change("--dry-run hide all team:ventas for 30m --reason x --dry-run") == ChangeCommand(
+        Display.HIDE, ALL, (), ("ventas",), timedelta(minutes=30), True, "x"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "word", "says"),
+    [
+        ("hide dial 1001 --dry-run=yes", "--dry-run=yes", "takes no value"),
+        ("hide dial 1001 --dry-rn", "--dry-rn", "did you mean `--dry-run`?"),
+        ("hide dial 1001 --limit 5", "--limit", "goes with `history`"),
+        ("hide dial 1001 -LIMIT=", "-LIMIT=", "goes with `history`"),
+        ("hide dial 1001 limit:5", "limit:5", "no place in `show/hide`"),
+        ("history --dry-run", "--dry-run", "goes with a show/hide change"),
+        ("undo --dry-run", "--dry-run", "`undo` has no dry run"),
+    ],
+)
+def test_dry_run_errors(text: str, word: str, says: str) -> None:
+    err = error(text)
+    assert err.word == word
+    assert says in err.message
+
+
+# --------------------------------------------------------------------------- reasons
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ('hide dial 1001 --reason "cliente en espera"', "cliente en espera"),
+        ("hide dial 1001 --reason \u201ccliente en espera\u201d", "cliente en espera"),
+        ("hide dial 1001 --reason \u201dcliente en espera\u201d", "cliente en espera"),
+        ("hide dial 1001 --reason \u201ecliente en espera\u201c", "cliente en espera"),
+        ("hide dial 1001 --reason 'it\u2019s urgent'", "it\u2019s urgent"),
+        ("hide dial 1001 --reason 'it's urgent'", "it's urgent"),
+        ("hide dial 1001 --reason \u2018urgente\u2019", "urgente"),
+        ('hide dial 1001 --reason="cliente, urgente"', "cliente, urgente"),
+        ("hide dial 1001 --reason=urgente", "urgente"),
+        ('hide dial 1001 reason:"cliente en espera"', "cliente en espera"),
+        ('hide dial 1001 reason: "cliente en espera"', "cliente en espera"),
+        ('hide dial 1001 --motivo "cliente en espera"', "cliente en espera"),
+        ('hide dial 1001 motivo:"x"', "x"),
+        ('hide dial 1001 --razón "x"', "x"),
+        ('hide dial 1001 \u2014reason "x"', "x"),  # a phone's "--"
+        ('hide dial 1001 --REASON "x"', "x"),
+        ("hide dial 1001 --reason cliente en espera", "cliente en espera"),
+        ('--reason "cliente en espera" hide dial 1001', "cliente en espera"),
+        ('hide --reason "a, b;  c" dial 1001', "a, b;  c"),
+        ('hide dial 1001 --reason "  padded  "', "padded"),
+        ('hide dial 1001 --reason "Tom &amp; Jerry &lt;3 &gt;"', "Tom & Jerry <3 >"),
+        ("hide dial 1001 --reason &quot;quoted by Slack&quot;", "quoted by Slack"),
+        ('hide dial 1001 --reason "said \u201chi\u201d to me"', "said \u201chi\u201d to me"),
+        ('hide dial 1001 --reason \u201csaid "hi" to me\u201d', 'said "hi" to me'),
+        ('hide dial 1001 --reason \u201cclosed straight"', "closed straight"),
+        ('hide dial 1001 --reason "llamar a <@U1|maria>"', "llamar a <@U1|maria>"),
+        ('hide dial 1001 --reason "need help, ayuda"', "need help, ayuda"),  # not a help request
+        ('hide dial 1001 --reason "grant team:x 5-9 for 1s"', "grant team:x 5-9 for 1s"),
+        ('hide dial 1001 --reason "see --reason"', "see --reason"),
+        ("hide dial 1001 --reason " + "x" * MAX_REASON_LENGTH, "x" * MAX_REASON_LENGTH),
+    ],
+)
+def test_reasons(text: str, reason: str) -> None:
+    assert change(text) == ChangeCommand(Display.HIDE, (DIAL,), ("1001",), reason=reason)
+
+
+def test_unquoted_reason_ends_at_the_next_flag() -> None:
+    for text in (
+        "hide dial 1001 --reason cliente, en espera --dry-run",
+        "hide dial 1001 --reason cliente, en espera dry-run",
+        "hide dial 1001 --reason cliente, en espera \u2014simular",
+    ):
+        assert change(text) == ChangeCommand(
+            Display.HIDE, (DIAL,), ("1001",), dry_run=True, reason="cliente, en espera"
+        ), text
+
+
+def test_reason_unescaping_happens_once() -> None:
+    # A user who types `&lt;` gets `&amp;lt;` from Slack: the reason is the text they typed.
+    assert change('hide dial 1001 --reason "a &amp;lt; b"').reason == "a &lt; b"
+
+
+def test_reason_inside_a_mention_is_no_reason() -> None:
+    err = error("hide dial 1001 <@U1|x --reason y>")
+    assert err.word == "<@U1|x --reason y>"
+
+
+@pytest.mark.parametrize(
+    ("text", "word", "says"),
+    [
+        ("hide dial 1001 --reason", "--reason", "needs the reason right after it"),
+        ('hide dial 1001 --reason ""', "--reason", "needs the reason right after it"),
+        ("hide dial 1001 --reason \u201c \u201d", "--reason", "needs the reason"),
+        ("hide dial 1001 --reason --dry-run", "--reason", "needs the reason right after it"),
+        ("hide dial 1001 --reason=", "--reason", "needs the reason right after it"),
+        ('hide dial 1001 --reason "never closed', "--reason", "never closes it"),
+        ('hide dial 1001 reason:"x" --motivo y', "--motivo", "one reason per command"),
+        (
+            "hide dial 1001 --reason " + "x" * (MAX_REASON_LENGTH + 1),
+            "--reason",
+            f"keep it to {MAX_REASON_LENGTH}",
+        ),
+        ('grant <@U1> admin --reason "x"', "--reason", "`grant` takes no reason"),
+        ('undo --reason "x"', "--reason", "`undo` takes no reason"),
+        ('team create v 1 <#C1> reason:"x"', "reason:", "goes with a show/hide change"),
+    ],
+)
+def test_reason_errors(text: str, word: str, says: str) -> None:
+    err = error(text)
+    assert err.word == word
+    assert says in err.message
+
+
+def test_reason_limit_counts_unescaped_characters() -> None:
+    assert change("hide dial 1001 --reason " + "&amp;" * MAX_REASON_LENGTH).reason == (
+        "&" * MAX_REASON_LENGTH
+    )
+
+
+def test_unquoted_reason_that_took_the_targets_says_so() -> None:
+    err = error("hide dial --reason cliente en espera 1001")
+    assert "which agents" in err.message
+    assert "between quotes" in err.message
+    assert "between quotes" not in error('hide dial --reason "cliente en espera"').message
+
+
+def test_help_wins_over_a_bad_reason() -> None:
+    assert parse("help --reason") == HelpCommand()
+    assert isinstance(parse("--reason x"), ParseError)  # a reason alone is no request for help
+
+
+# --------------------------------------------------------------------------- undo, history, status
+
+
+@pytest.mark.parametrize("text", ["undo", "UNDO", "deshacer", "Deshacer"])
+def test_undo(text: str) -> None:
+    assert parse(text) == UndoCommand()
+
+
+def test_undo_takes_nothing_more() -> None:
+    err = error("undo 1001")
+    assert err.word == "1001"
+    assert "takes nothing more" in err.message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("history", HistoryCommand()),
+        ("historial", HistoryCommand((), (), DEFAULT_HISTORY_LIMIT)),
+        ("history 1001", HistoryCommand(("1001",))),
+        ("history 1001-1003, 1005", HistoryCommand(("1001", "1002", "1003", "1005"))),
+        ("history 1001 to 1002", HistoryCommand(("1001", "1002"))),
+        ("history team:ventas", HistoryCommand((), ("ventas",))),
+        ("history team:Ventas,cobranza 7", HistoryCommand(("7",), ("cobranza", "ventas"))),
+        ("history --limit 50", HistoryCommand(limit=50)),
+        ("history --limit=50", HistoryCommand(limit=50)),
+        ("history limit:50", HistoryCommand(limit=50)),
+        ("historial --límite 5 equipo:ventas", HistoryCommand((), ("ventas",), 5)),
+        ("history \u2014limit 1", HistoryCommand(limit=1)),
+        (f"history --limit {MAX_HISTORY_LIMIT}", HistoryCommand(limit=MAX_HISTORY_LIMIT)),
+        ("history --limit 9 limit:9", HistoryCommand(limit=9)),
+    ],
+)
+def test_history(text: str, expected: HistoryCommand) -> None:
+    assert parse(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "word", "says"),
+    [
+        ("history --limit", "--limit", "a number from 1 to 200"),
+        ("history --limit 0", "--limit", "a number from 1 to 200"),
+        ("history --limit 201", "--limit", "a number from 1 to 200"),
+        ("history --limit=x", "--limit=x", "a number from 1 to 200"),
+        ("history limit:", "limit:", "a number from 1 to 200"),
+        ("history limit:1,2", "limit:1,2", "a number from 1 to 200"),
+        ("history --limit 5 --limit 6", "--limit", "one limit"),
+        ("history team:*", "team:*", "already covers every team"),
+        ("history ventas", "ventas", "`team:ventas` (no space)"),
+        ("history team:ventas, cobranza", "cobranza", "without spaces"),
+        ("history dial", "dial", "`history` takes agent ids"),
+        ("history buttons:dial", "buttons:dial", "no place in `history`"),
+        ("history <@U1|maria>", "<@U1|maria>", "one person"),
+        ("history to 1001", "to", "between two agent ids"),
+        ("history tema:x", "tema:x", "did you mean `team:x`?"),
+    ],
+)
+def test_history_errors(text: str, word: str, says: str) -> None:
+    err = error(text)
+    assert err.word == word
+    assert says in err.message
+
+
+def test_history_and_status_obey_the_bound() -> None:
+    assert f"at most {MAX_AGENTS}" in error(f"history 1-{MAX_AGENTS + 1}").message
+    assert f"at most {MAX_AGENTS}" in error(f"status 1-{MAX_AGENTS + 1}").message
+    assert len(error("status 1-999999999999999").message) < 400
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("status 1001", StatusCommand(("1001",))),
+        ("estado 1001,1002", StatusCommand(("1001", "1002"))),
+        ("status team:ventas 1001", StatusCommand(("1001",), ("ventas",))),
+        ("status hidden", StatusCommand(hidden_only=True)),
+        ("STATUS Hidden", StatusCommand(hidden_only=True)),
+        ("estado ocultos", StatusCommand(hidden_only=True)),
+        ("estado ocultas", StatusCommand(hidden_only=True)),
+    ],
+)
+def test_status(text: str, expected: StatusCommand) -> None:
+    assert parse(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "word", "says"),
+    [
+        ("status", None, "Say which agents or team"),
+        ("status hidden 1001", "1001", "takes nothing more"),
+        ("status team:ventas ocultos", "team:ventas", "takes nothing more"),
+        ("status team:*", "team:*", "`/agentbox status hidden`"),
+        ("status --limit 5", "--limit", "`status` takes agent ids"),
+        ("status limit:5", "limit:5", "no place in `status`"),
+        ("status supervisor", "supervisor", "`status` takes agent ids"),
+    ],
+)
+def test_status_errors(text: str, word: str | None, says: str) -> None:
+    err = error(text)
+    assert err.word == word
+    assert says in err.message
+
+
+@pytest.mark.parametrize(
+    ("text", "topic"),
+    [
+        ("undo help", Section.CHANGE),
+        ("history ?", Section.VIEWER),
+        ("estado ayuda", Section.VIEWER),
+    ],
+)
+def test_new_help_topics(text: str, topic: Section) -> None:
+    assert parse(text) == HelpCommand(topic)
+
+
+@pytest.mark.parametrize("verb", ["undo", "history", "status"])
+def test_new_verbs_inside_a_change(verb: str) -> None:
+    err = error(f"hide dial 1001 {verb}")
+    assert err.word == verb
+    assert "starts a command of its own" in err.message
+
+
+@pytest.mark.parametrize(
+    "name", ["undo", "historial", "status", "hidden", "for", "durante", "reason", "motivo"]
+)
+def test_new_words_are_reserved(name: str) -> None:
+    assert is_reserved(name)
+    assert "agentbox uses that word" in error(f"team create {name} 1001 <#C1>").message
+
+
 # --------------------------------------------------------------------------- properties
 
 
@@ -955,6 +1318,19 @@ def check_invariants(result: Parsed) -> None:
         assert result.agents or result.teams
         check_agents(result.agents)
         check_teams(result.teams, empty=True)
+        assert result.duration is None or MIN_DURATION <= result.duration <= MAX_DURATION
+        assert isinstance(result.dry_run, bool)
+        if result.reason is not None:
+            assert 0 < len(result.reason) <= MAX_REASON_LENGTH
+            assert result.reason == result.reason.strip()
+    elif isinstance(result, HistoryCommand):
+        check_agents(result.agents)
+        check_teams(result.teams, empty=True)
+        assert 1 <= result.limit <= MAX_HISTORY_LIMIT
+    elif isinstance(result, StatusCommand):
+        check_agents(result.agents)
+        check_teams(result.teams, empty=True)
+        assert result.hidden_only != bool(result.agents or result.teams)
     elif isinstance(result, GrantCommand):
         check_subject(result.subject)
         check_teams(result.teams)
@@ -991,7 +1367,7 @@ def check_invariants(result: Parsed) -> None:
         if word is not None and len(word) < 30 and not set(word) & set("&<>`"):
             assert f"`{word}`" in result.message
     else:
-        assert isinstance(result, HelpCommand | WhoamiCommand | TeamListCommand)
+        assert isinstance(result, HelpCommand | WhoamiCommand | TeamListCommand | UndoCommand)
 
 
 @settings(max_examples=300, deadline=None)
@@ -1007,11 +1383,23 @@ VOCABULARY_WORDS = [
     for word in aliases
 ] + list(HELP_ALIASES + RANGE_WORDS)
 
+# The words of durations, dry runs, reasons, undo, history and status, and the pieces that
+# could confuse their readers (quotes of every kind, dangling flags, units alone).
+FEATURE_WORDS = [
+    *("for", "por", "durante", "30m", "1h30m", "90s", "25h", "30s", "2", "h", "min", "horas"),
+    *("--dry-run", "dry-run", "—dry-run", "--dryrun=x", "--simular", "-", "--", "=", "—"),
+    *("--reason", "--reason=", "--reason=x", "reason:", "motivo:", "--motivo", "—reason"),
+    *('"', "'", "\u201c", "\u201d", "\u2018", "\u2019", "\u201e", "&quot;", "&#39;", '""'),
+    *("--limit", "--limit=5", "limit:5", "limit:", "--limit=999", "límite:0"),
+    *("undo", "deshacer", "history", "historial", "status", "estado", "hidden", "ocultos"),
+]
+
 numbers = st.integers(min_value=0, max_value=10**17).map(str)
 ranges = st.tuples(numbers, numbers).map(lambda pair: f"{pair[0]}-{pair[1]}")
 small_ranges = st.tuples(st.integers(0, 2000), st.integers(0, 2000)).map(lambda p: f"{p[0]}-{p[1]}")
 junk_words = st.one_of(
     st.sampled_from(VOCABULARY_WORDS),
+    st.sampled_from(FEATURE_WORDS),
     numbers,
     ranges,
     small_ranges,
@@ -1147,6 +1535,7 @@ def test_parse_targets_matches_expansion(spans: list[tuple[int, int]]) -> None:
 # ------------------------------------------------------------------- properties: roles and teams
 
 VERB_WORDS = [*GRANT_VERBS, *REVOKE_VERBS, "roles", "permisos", "whoami", "quiensoy", "quién soy"]
+VERB_WORDS += ["undo", "deshacer", "history", "historial", "status", "estado", "estado ocultos"]
 TEAM_WORDS = ["team", "equipo"]
 TEAM_ACTIONS: dict[str, tuple[str, ...]] = {
     "create": ("create", "crear"),
@@ -1158,6 +1547,7 @@ TEAM_ACTIONS: dict[str, tuple[str, ...]] = {
 TEAM_KEYS = ("team", "equipo", "teams", "equipos")
 OPTION_KEYS = [*TEAM_KEYS, "buttons", "botones", "approvals", "aprobaciones", "channels"]
 OPTION_KEYS += ["canales", "operation", "operación", "tema", "x", "Team", "BUTTONS"]
+OPTION_KEYS += ["reason", "motivo", "limit", "límite"]
 
 slack_ids = st.from_regex(r"\A[A-Z0-9]{1,11}\Z")
 labels = st.from_regex(r"\A[a-z][a-z0-9._ -]{0,10}\Z")
@@ -1420,3 +1810,184 @@ def changes_with_teams(draw: st.DrawFn) -> tuple[str, ChangeCommand]:
 def test_changes_with_teams_round_trip(case: tuple[str, ChangeCommand]) -> None:
     text, expected = case
     assert parse(text) == expected
+
+
+# ------------------------------------------------------ properties: durations, dry runs, reasons
+
+UNIT_ALIASES: dict[int, tuple[str, ...]] = {
+    3600: ("h", "hr", "hrs", "hour", "hours", "hora", "horas"),
+    60: ("m", "min", "mins", "minute", "minutes", "minuto", "minutos"),
+    1: ("s", "sec", "secs", "seconds", "seg", "segundos"),
+}
+DURATION_WORDS = ("for", "por", "durante")
+QUOTES = (('"', '"'), ("\u201c", "\u201d"), ("\u201d", "\u201d"), ("'", "'"), ("&quot;", "&quot;"))
+QUOTE_CHARS = "\"'\u201c\u201d\u201e\u201f\u00ab\u00bb\u2018\u2019\u201a\u201b"
+
+
+def as_slack_sends(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+@st.composite
+def durations(draw: st.DrawFn) -> tuple[str, int]:
+    """``for 1h30m``, ``durante 2 horas 5 min``…, and how many seconds that is."""
+    units = draw(st.lists(st.sampled_from(list(UNIT_ALIASES)), min_size=1, max_size=3))
+    pieces: list[str] = []
+    seconds = 0
+    attached = True
+    for unit in units:
+        value = draw(st.integers(0, 30 if unit == 3600 else 200))
+        seconds += value * unit
+        alias = draw(spelled(draw(st.sampled_from(UNIT_ALIASES[unit]))))
+        if draw(st.booleans()):
+            pieces.append(f"{value}{alias}")
+        else:
+            pieces.append(f"{value} {alias}")
+            attached = False
+    together = attached and draw(st.booleans())
+    said = draw(spelled(draw(st.sampled_from(DURATION_WORDS))))
+    return f"{said} {('' if together else ' ').join(pieces)}", seconds
+
+
+@settings(max_examples=300, deadline=None)
+@given(durations())
+def test_durations_are_read_and_bounded(case: tuple[str, int]) -> None:
+    text, seconds = case
+    result = parse(f"hide dial 1001 {text}")
+    if MIN_DURATION.total_seconds() <= seconds <= MAX_DURATION.total_seconds():
+        assert result == ChangeCommand(
+            Display.HIDE, (DIAL,), ("1001",), duration=timedelta(seconds=seconds)
+        )
+    else:
+        assert isinstance(result, ParseError)
+        assert ("at least 1 minute" if seconds < 60 else "at most 24 hours") in result.message
+        check_invariants(result)
+
+
+reason_text = st.text(
+    alphabet=st.characters(
+        blacklist_categories=("Cc", "Cs", "Co"), blacklist_characters=QUOTE_CHARS
+    ),
+    min_size=1,
+    max_size=60,
+).filter(lambda text: text.strip() != "")
+reason_words = st.from_regex(r"\A[a-zA-Z0-9áéíñÑü.!?¿;&<>@#()/*_]{1,10}\Z").filter(
+    lambda word: normalize(word) not in ("dryrun",)
+)
+
+
+@st.composite
+def reasons(draw: st.DrawFn) -> tuple[str, str, bool]:
+    """A ``--reason`` as Slack would send it, the reason it gives, and whether it was quoted
+    (an unquoted reason runs to the next flag, so it must come last)."""
+    flag = draw(st.sampled_from(["--reason", "--motivo", "--razón", "—reason", "reason:"]))
+    flag = draw(spelled(flag))
+    if draw(st.booleans()):
+        words = draw(st.lists(reason_words, min_size=1, max_size=6))
+        separator = "=" if flag.startswith(("-", "—")) and draw(st.booleans()) else " "
+        reason = " ".join(words)
+        return f"{flag}{separator}{as_slack_sends(reason)}", reason, False
+    text = draw(reason_text)
+    opening, closing = draw(st.sampled_from(QUOTES))
+    separator = draw(st.sampled_from([" ", "", "="] if flag.startswith(("-", "—")) else [" ", ""]))
+    if separator == "" and flag.startswith(("-", "—")):
+        separator = " "
+    quoted = f"{opening}{as_slack_sends(text)}{closing}"
+    return f"{flag}{separator}{quoted}", text.strip(), True
+
+
+@st.composite
+def changes_with_extras(draw: st.DrawFn) -> tuple[str, ChangeCommand]:
+    """A valid change with, in any order, a duration, a dry run and a reason, each or not."""
+    text, display, buttons, agents = draw(valid_commands())
+    expected = ChangeCommand(display, buttons, agents)
+    extras: list[str] = []
+    duration: str | None = None
+    if draw(st.booleans()):
+        duration, seconds = draw(durations().filter(lambda case: 60 <= case[1] <= 86400))
+        extras.append(duration)
+        expected = ChangeCommand(**{**vars(expected), "duration": timedelta(seconds=seconds)})
+    dry_run = None
+    if draw(st.booleans()):
+        dry_run = draw(spelled(draw(st.sampled_from([*DRY_RUN_ALIASES, "—dry-run"]))))
+        expected = ChangeCommand(**{**vars(expected), "dry_run": True})
+    unquoted: str | None = None
+    if draw(st.booleans()):
+        reason, meant, quoted = draw(reasons())
+        expected = ChangeCommand(**{**vars(expected), "reason": meant})
+        if quoted:
+            extras.append(reason)
+        else:
+            unquoted = reason
+    if dry_run is not None and (unquoted is None or draw(st.booleans())):
+        extras.append(dry_run)
+        dry_run = None
+    extras = list(draw(st.permutations(extras)))
+    # Agents never come right after a duration: `for 1h 30` would be refused as ambiguous.
+    last = extras.index(duration) if duration is not None else len(extras)
+    extras.insert(draw(st.integers(0, last)), text)
+    extras += [word for word in (unquoted, dry_run) if word is not None]
+    return draw(joined(extras)), expected
+
+
+@settings(max_examples=400, deadline=None)
+@given(changes_with_extras())
+def test_changes_with_durations_dry_runs_and_reasons_round_trip(
+    case: tuple[str, ChangeCommand],
+) -> None:
+    text, expected = case
+    assert parse(text) == expected
+
+
+@st.composite
+def history_commands(draw: st.DrawFn) -> tuple[str, HistoryCommand]:
+    words = [draw(spelled(draw(st.sampled_from(["history", "historial"]))))]
+    agents: tuple[str, ...] = ()
+    teams: tuple[str, ...] = ()
+    extras: list[str] = []
+    if draw(st.booleans()):
+        targets, agents = draw(agent_targets())
+        extras += targets
+    if draw(st.booleans()):
+        names = draw(st.lists(team_names, min_size=1, max_size=3))
+        extras.append(f"{draw(st.sampled_from(TEAM_KEYS))}:{','.join(names)}")
+        teams = tuple(sorted(set(names)))
+    limit = DEFAULT_HISTORY_LIMIT
+    if draw(st.booleans()):
+        limit = draw(st.integers(1, MAX_HISTORY_LIMIT))
+        form = draw(st.sampled_from(["--limit {}", "--limit={}", "limit:{}", "—límite {}"]))
+        extras.append(form.format(limit))
+    return draw(joined(words + list(draw(st.permutations(extras))))), HistoryCommand(
+        agents, teams, limit
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(history_commands())
+def test_history_commands_round_trip(case: tuple[str, HistoryCommand]) -> None:
+    text, expected = case
+    assert parse(text) == expected
+
+
+feature_pieces = st.one_of(
+    st.sampled_from(FEATURE_WORDS),
+    durations().map(lambda case: case[0]),
+    reasons().map(lambda case: case[0]),
+    junk_words,
+    options(),
+)
+
+
+@st.composite
+def feature_mixtures(draw: st.DrawFn) -> str:
+    """Text that often starts like a change, undo, history or status, then anything."""
+    out = draw(st.sampled_from(["", "hide dial 1001", "undo", "history", "status", "estado"]))
+    for word in draw(st.lists(feature_pieces, max_size=8)):
+        out += draw(st.sampled_from([" ", "  ", ",", ", ", "\t", "", "="])) + word
+    return out
+
+
+@settings(max_examples=500, deadline=None)
+@given(feature_mixtures())
+def test_feature_mixtures_never_raise(text: str) -> None:
+    check_invariants(parse(text))
