@@ -27,7 +27,6 @@ from commands.grammar import (
     TeamListCommand,
     TeamRemoveCommand,
     TeamShowCommand,
-    UndoCommand,
     UserRef,
     WhoamiCommand,
     sections_for,
@@ -120,12 +119,6 @@ class AdminService:
                 requester, command.agents, command.teams, limit=command.limit
             )
             return Reply(answer, ok=ok)
-        if isinstance(command, UndoCommand):
-            return Reply(
-                "`undo` is not available yet in this version of agentbox; run the opposite "
-                "change (`show` for `hide`).",
-                ok=False,
-            )
         caller = await self._access.caller(requester)
         if isinstance(command, WhoamiCommand):
             return self._whoami(caller)

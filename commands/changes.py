@@ -21,7 +21,15 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from commands.access import Access, Caller
-from commands.grammar import MAX_AGENTS, ChangeCommand, HelpCommand, Parsed, ParseError, parse
+from commands.grammar import (
+    MAX_AGENTS,
+    ChangeCommand,
+    HelpCommand,
+    Parsed,
+    ParseError,
+    UndoCommand,
+    parse,
+)
 from commands.operations import DEFAULT_OPERATION, Operations
 from commands.roles import ChangeDecision, Refusal, Target, decide_change
 from commands.snapshot import Snapshot, Snapshots
@@ -220,6 +228,8 @@ class ChangeService:
         if isinstance(parsed, ParseError):
             await self._refuse(requester, text, Decision.INVALID, parsed.message)
             return parsed
+        if isinstance(parsed, UndoCommand):
+            return await self._undo(requester, text, response_url, idempotency_key)
         if not isinstance(parsed, ChangeCommand):
             return NotAChange(parsed)
         if parsed.duration is not None and not parsed.dry_run:
@@ -309,6 +319,71 @@ class ChangeService:
                 refusals=decision.refusals,
             )
         return await self._accepted(recorded.change_id, parsed, planned)
+
+    async def _undo(
+        self,
+        requester: Requester,
+        text: str,
+        response_url: str | None,
+        idempotency_key: str | None,
+    ) -> SubmitResult:
+        """Revert the caller's last finished change: the opposite display for every call of it
+        that succeeded, under the caller's permissions of now."""
+        last = await self._store.last_done_change(requester.user_id)
+        record = await self._store.load_change(last) if last is not None else None
+        done = [c for c in record.calls if c.status == CallStatus.SUCCEEDED] if record else []
+        if record is None or not done:
+            reason = "You have no finished change to undo."
+            await self._refuse(requester, text, Decision.REFUSED, reason)
+            return Refused(reason)
+        opposite = Display.SHOW if record.display == Display.HIDE else Display.HIDE
+        caller = await self._access.caller(requester)
+        snapshot = await self._snapshots.get()
+        wanted = [
+            (Target(c.agent_id, c.operation, _team_in(snapshot, c.agent_id, c.operation)),
+             Button(c.button))
+            for c in done
+        ]  # fmt: skip
+        teams = {t.team: snapshot.teams[t.team] for t, _ in wanted if t.team in snapshot.teams}
+        allowed: set[tuple[str, str, Button]] = set()
+        for button in dict.fromkeys(b for _, b in wanted):
+            decision = decide_change(
+                caller.actor,
+                [t for t, b in wanted if b == button],
+                (button,),
+                grants=caller.grants,
+                teams=teams,
+                env_admins=self._access.env_admins,
+            )
+            allowed |= {(t.agent_id, t.operation, b) for t, b in decision.allowed}
+        missing = [(t, b) for t, b in wanted if (t.agent_id, t.operation, b) not in allowed]
+        if missing:
+            names = ", ".join(f"{t.agent_id} (`{b.value}`)" for t, b in missing[:10])
+            reason = f"You may no longer change all of change #{record.id} (not: {names})."
+            await self._refuse(requester, text, Decision.REFUSED, reason)
+            return Refused(reason)
+        planned = [PlannedCall(t.operation, t.agent_id, b.value, opposite.value) for t, b in wanted]
+        buttons = tuple(dict.fromkeys(b for _, b in wanted))
+        recorded = await self._store.record_change(
+            requester,
+            text=f"{text} (undo of change #{record.id})",
+            display=opposite.value,
+            buttons=[b.value for b in buttons],
+            calls=planned,
+            response_url=response_url,
+            idempotency_key=idempotency_key,
+            reporter_id=self._replica_id,
+            lease=self._lease,
+            reason=f"undo of change #{record.id}",
+        )
+        if recorded.duplicate:
+            return Duplicate(recorded.change_id)
+        command = ChangeCommand(
+            display=opposite,
+            buttons=buttons,
+            agents=tuple(dict.fromkeys(t.agent_id for t, _ in wanted)),
+        )
+        return await self._accepted(recorded.change_id, command, planned)
 
     async def confirm(self, change_id: int, requester: Requester) -> ConfirmResult:
         """The requester runs the allowed part of a partly allowed change (once).

@@ -311,6 +311,16 @@ class ChangeStore:
                 calls=tuple(_call_record(call) for call in calls),
             )
 
+    async def last_done_change(self, user_id: str) -> int | None:
+        """The id of ``user_id``'s most recent finished change."""
+        async with self._db.sessions() as session:
+            return await session.scalar(
+                select(Change.id)
+                .where(Change.slack_user_id == user_id, Change.status == ChangeStatus.DONE)
+                .order_by(Change.id.desc())
+                .limit(1)
+            )
+
     async def progress(self, change_id: int) -> tuple[int, int]:
         """(answered calls, all calls) of a change."""
         answered = func.sum(

@@ -62,3 +62,38 @@ async def test_history_lists_recent_changes_newest_first(agentbox: Harness) -> N
 async def test_reads_need_a_role(agentbox: Harness) -> None:
     assert "no role" in ack_text(await agentbox.slash("status 1001", user=STRANGER))
     assert "no role" in ack_text(await agentbox.slash("history", user=STRANGER))
+
+
+async def test_undo_reverts_the_callers_last_change(agentbox: Harness) -> None:
+    await agentbox.slash("hide dial hungup 1001-1002")
+    await agentbox.idle()
+    assert agentbox.simulator.button_state("1002", "hungup") == "hide"
+
+    text = ack_text(await agentbox.slash("undo"))
+    await agentbox.idle()
+
+    assert "Showing" in text
+    for agent in ("1001", "1002"):
+        for button in ("dial", "hungup"):
+            assert agentbox.simulator.button_state(agent, button) == "show"
+    assert "4/4 done" in agentbox.last_message().text
+
+
+async def test_undo_with_nothing_to_undo_says_so(agentbox: Harness) -> None:
+    assert "no finished change to undo" in ack_text(await agentbox.slash("deshacer"))
+    assert agentbox.simulator.calls == []
+
+
+async def test_undo_checks_the_permissions_of_now(agentbox: Harness) -> None:
+    await agentbox.slash("team create ventas 1001-1005 <#CVENTAS>")
+    await agentbox.slash("grant <@UMARIA> supervisor team:ventas")
+    await agentbox.slash("hide dial 1001", user="UMARIA")
+    await agentbox.idle()
+    await agentbox.slash("revoke <@UMARIA> supervisor")
+    sent = len(agentbox.simulator.calls)
+
+    text = ack_text(await agentbox.slash("undo", user="UMARIA"))
+    await agentbox.idle()
+
+    assert "no role" in text or "no longer" in text
+    assert len(agentbox.simulator.calls) == sent
