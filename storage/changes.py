@@ -9,6 +9,7 @@ from typing import cast
 
 from sqlalchemy import Integer, Table, and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from storage.database import Database
@@ -198,59 +199,69 @@ class ChangeStore:
     async def confirm(
         self, change_id: int, user_id: str, *, reporter_id: str, lease: float
     ) -> bool:
-        """Release a held change's calls, once: True for the one confirmation that did it.
-
-        A conditional state transition in the database, so double clicks, Slack retries and two
-        replicas racing all end with exactly one release.
-        """
+        """Release a held change's calls, once: True for the one confirmation that did it."""
         async with self._db.transaction() as session:
-            result = await session.execute(
-                update(Change)
-                .where(
-                    Change.id == change_id,
-                    Change.slack_user_id == user_id,
-                    Change.status == ChangeStatus.AWAITING_CONFIRMATION,
+            released = await self._settle_held(
+                session,
+                change_id,
+                user_id,
+                change={
+                    "status": ChangeStatus.QUEUED,
+                    "reporter_id": reporter_id,
+                    "reporter_lease_until": utcnow() + timedelta(seconds=lease),
+                },
+                calls=CallStatus.QUEUED,
+            )
+            if released:
+                operations = await session.scalars(
+                    select(Call.operation).where(Call.change_id == change_id).distinct()
                 )
-                .values(
-                    status=ChangeStatus.QUEUED,
-                    reporter_id=reporter_id,
-                    reporter_lease_until=utcnow() + timedelta(seconds=lease),
-                )
-            )
-            if not result.rowcount:  # type: ignore[attr-defined]
-                return False
-            await session.execute(
-                update(Call)
-                .where(Call.change_id == change_id, Call.status == CallStatus.HELD)
-                .values(status=CallStatus.QUEUED)
-            )
-            operations = await session.scalars(
-                select(Call.operation).where(Call.change_id == change_id).distinct()
-            )
-            for operation in operations:
-                await self._signals.publish(session, WORK, operation)
-        return True
+                for operation in operations:
+                    await self._signals.publish(session, WORK, operation)
+        return released
 
     async def cancel(self, change_id: int, user_id: str) -> bool:
         """Drop a held change, once; True for the one cancellation that did it."""
         now = utcnow()
         async with self._db.transaction() as session:
-            result = await session.execute(
-                update(Change)
-                .where(
-                    Change.id == change_id,
-                    Change.slack_user_id == user_id,
-                    Change.status == ChangeStatus.AWAITING_CONFIRMATION,
-                )
-                .values(status=ChangeStatus.CANCELLED, finished_at=now, reported_at=now)
+            return await self._settle_held(
+                session,
+                change_id,
+                user_id,
+                change={"status": ChangeStatus.CANCELLED, "finished_at": now, "reported_at": now},
+                calls=CallStatus.CANCELLED,
             )
-            if not result.rowcount:  # type: ignore[attr-defined]
-                return False
-            await session.execute(
-                update(Call)
-                .where(Call.change_id == change_id, Call.status == CallStatus.HELD)
-                .values(status=CallStatus.CANCELLED)
+
+    async def _settle_held(
+        self,
+        session: AsyncSession,
+        change_id: int,
+        user_id: str,
+        *,
+        change: dict[str, object],
+        calls: CallStatus,
+    ) -> bool:
+        """Move a change out of ``awaiting`` (and its held calls to ``calls``), if it still is.
+
+        A conditional state transition in the database, so double clicks, Slack retries and two
+        replicas racing all end with exactly one of them taking effect.
+        """
+        result = await session.execute(
+            update(Change)
+            .where(
+                Change.id == change_id,
+                Change.slack_user_id == user_id,
+                Change.status == ChangeStatus.AWAITING_CONFIRMATION,
             )
+            .values(**change)
+        )
+        if not result.rowcount:  # type: ignore[attr-defined]
+            return False
+        await session.execute(
+            update(Call)
+            .where(Call.change_id == change_id, Call.status == CallStatus.HELD)
+            .values(status=calls)
+        )
         return True
 
     async def _change_for_key(self, key: str) -> int | None:
