@@ -388,7 +388,9 @@ class ChangeService:
     async def confirm(self, change_id: int, requester: Requester) -> ConfirmResult:
         """The requester runs the allowed part of a partly allowed change (once).
 
-        The permission check runs again: grants or teams may have changed since the offer.
+        The permission check runs again: grants or teams may have changed since the offer. It
+        reads the one-second snapshot (commands/snapshot.py), so a revoke made on another replica
+        less than a second before the click may not be seen yet.
         """
         text = f"confirm change #{change_id}"
         record = await self._store.load_change(change_id)
