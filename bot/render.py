@@ -38,10 +38,6 @@ def message(text: str, *, mrkdwn: str | None = None) -> Message:
     }
 
 
-def help_message(usage: str) -> Message:
-    return message(usage)
-
-
 def parse_error(error: ParseError) -> Message:
     return message(f":warning: {error.message}")
 

@@ -84,10 +84,6 @@ def roles_of(actor: Actor, grants: Iterable[GrantRecord], env_admins: frozenset[
     return roles
 
 
-def is_admin(actor: Actor, grants: Iterable[GrantRecord], env_admins: frozenset[str]) -> bool:
-    return Role.ADMIN in roles_of(actor, grants, env_admins)
-
-
 def holds(actor: Actor, grant: GrantRecord) -> bool:
     if grant.subject_type == "user":
         return grant.subject_id == actor.user_id

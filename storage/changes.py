@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from storage.audit import AuditEntry, add_audit
 from storage.database import Database
 from storage.models import AuditEvent, Call, CallStatus, Change, ChangeStatus, Decision, utcnow
 from storage.signals import Signals
@@ -279,16 +280,17 @@ class ChangeStore:
     ) -> None:
         """Audit an attempt that changed nothing (refused or not understood)."""
         async with self._db.transaction() as session:
-            session.add(
-                AuditEvent(
-                    slack_team_id=requester.team_id,
-                    slack_user_id=requester.user_id,
-                    slack_channel_id=requester.channel_id,
+            add_audit(
+                session,
+                AuditEntry(
+                    user_id=requester.user_id,
                     action=action,
                     text=text,
                     decision=decision,
                     reason=reason,
-                )
+                    team_id=requester.team_id,
+                    channel_id=requester.channel_id,
+                ),
             )
 
     async def load_change(self, change_id: int) -> ChangeRecord | None:

@@ -19,8 +19,6 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from storage.models import Base
-
 _ASYNC_DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
     "postgresql": "postgresql+asyncpg",
@@ -81,16 +79,6 @@ class Database:
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
-
-    async def create_schema(self) -> None:
-        """Create every table that does not exist yet."""
-        async with self.engine.begin() as connection:
-            await connection.run_sync(Base.metadata.create_all)
-
-    async def drop_schema(self) -> None:
-        """Drop every table (tests only)."""
-        async with self.engine.begin() as connection:
-            await connection.run_sync(Base.metadata.drop_all)
 
     async def ping(self) -> bool:
         """Whether the database answers a trivial query."""

@@ -171,21 +171,6 @@ class Directory:
                 await session.refresh(team, ["agents"])
             return [_team_record(team) for team in teams]
 
-    async def teams_of(self, agents: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
-        """For each agent, the (team, operation) pairs it belongs to."""
-        found: dict[str, list[tuple[str, str]]] = {agent: [] for agent in agents}
-        async with self._db.sessions() as session:
-            for start in range(0, len(agents), 500):
-                chunk = list(agents[start : start + 500])
-                rows = await session.execute(
-                    select(TeamAgent.agent_id, Team.name, TeamAgent.operation)
-                    .join(Team, Team.id == TeamAgent.team_id)
-                    .where(TeamAgent.agent_id.in_(chunk))
-                )
-                for agent_id, team, operation in rows:
-                    found[agent_id].append((team, operation))
-        return found
-
     async def create_team(
         self,
         name: str,
@@ -262,12 +247,6 @@ class Directory:
                     change_channels=_join(change_channels) if change_channels else None,
                 )
             )
-            add_audit(session, audit)
-
-    async def delete_team(self, name: str, *, audit: AuditEntry) -> None:
-        async with self._writing() as session:
-            team = await self._team_for_update(session, name)
-            await session.delete(team)
             add_audit(session, audit)
 
     async def _team_for_update(self, session: AsyncSession, name: str) -> Team:

@@ -71,8 +71,6 @@ class CallQueue(Protocol):
 class SlotLocks(Protocol):
     """Exclusive token slots across replicas (storage/slots.py)."""
 
-    lost: asyncio.Event
-
     async def try_acquire(self, operation: str, slot: int) -> bool: ...
 
     def holds(self, operation: str, slot: int) -> bool: ...
