@@ -13,7 +13,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    true,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -28,6 +39,11 @@ class Base(DeclarativeBase):
 class ChangeStatus(StrEnum):
     #: Waiting for its requester to confirm the part they may run (its calls are ``held``).
     AWAITING_CONFIRMATION = "awaiting"
+    #: A request waiting for approvers (its calls are ``held``); see the ``approvals`` table.
+    AWAITING_APPROVAL = "requested"
+    REJECTED = "rejected"
+    #: A request nobody approved in time.
+    EXPIRED = "expired"
     QUEUED = "queued"
     DONE = "done"
     CANCELLED = "cancelled"
@@ -71,6 +87,21 @@ class Change(Base):
     reporter_id: Mapped[str | None] = mapped_column(String(128))
     reporter_lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     reported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    #: What the requester said (``--reason "…"``); required for approval requests.
+    reason: Mapped[str | None] = mapped_column(Text)
+    #: Approval requests: how many distinct approvers it needs, until when, and its message.
+    approvals_needed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    request_channel: Mapped[str | None] = mapped_column(String(32))
+    request_ts: Mapped[str | None] = mapped_column(String(32))
+    #: Timed changes (``for 30m``): how long, and when the revert is due. ``revert_at`` is cleared
+    #: in the same transaction that records the revert, so a revert is made once.
+    duration_seconds: Mapped[int | None] = mapped_column(Integer)
+    revert_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    #: The change this one reverts (an undo, or the end of a timed change).
+    reverts_change_id: Mapped[int | None] = mapped_column(
+        ForeignKey("changes.id", ondelete="SET NULL")
+    )
 
     calls: Mapped[list[Call]] = relationship(
         back_populates="change", order_by="Call.seq", cascade="all, delete-orphan"
@@ -107,6 +138,25 @@ class Call(Base):
     claim_token: Mapped[str | None] = mapped_column(String(32))
 
     change: Mapped[Change] = relationship(back_populates="calls")
+
+
+class ApprovalDecision(StrEnum):
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class Approval(Base):
+    """One approver's decision on a request; one per approver and request."""
+
+    __tablename__ = "approvals"
+    __table_args__ = (UniqueConstraint("change_id", "approver_id", name="uq_approvals_approver"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    change_id: Mapped[int] = mapped_column(ForeignKey("changes.id", ondelete="CASCADE"), index=True)
+    approver_id: Mapped[str] = mapped_column(String(32))
+    decision: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class AuditEvent(Base):
@@ -150,6 +200,18 @@ class Team(Base):
     approvals_channel_id: Mapped[str | None] = mapped_column(String(32))
     #: Comma-separated channel ids where changes to these agents are accepted; empty = anywhere.
     change_channels: Mapped[str | None] = mapped_column(Text)
+    #: Post one line per executed change in ``channel_id``.
+    trail_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    #: Approval policy. ``self_approval``: a requester who may approve may approve their own
+    #: request. ``approval_buttons``: comma-separated buttons whose changes always need approval,
+    #: even from supervisors; ``approval_over_agents``: changes to more agents than this need it
+    #: too. ``two_approvers_buttons``: requests touching these buttons need two distinct
+    #: approvers. ``approval_ttl_minutes``: how long a request waits (NULL: the default).
+    self_approval: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    approval_buttons: Mapped[str | None] = mapped_column(String(64))
+    approval_over_agents: Mapped[int | None] = mapped_column(Integer)
+    two_approvers_buttons: Mapped[str | None] = mapped_column(String(64))
+    approval_ttl_minutes: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     agents: Mapped[list[TeamAgent]] = relationship(
