@@ -165,6 +165,19 @@ async def adopt_changes(
     return len(adopted)
 
 
+async def revert_due_changes(services: Services, client: AsyncWebClient) -> int:
+    """Put back the timed changes whose time is up, and follow each revert like any change."""
+    reverts = await services.timed.revert_due()
+    for revert in reverts:
+        for operation in revert.operations:
+            services.dispatcher.wake(operation)
+        services.tasks.spawn(
+            _load_and_follow(services, client, revert.change_id),
+            name=f"change-{revert.change_id}",
+        )
+    return len(reverts)
+
+
 async def resume_unfinished(services: Services, client: AsyncWebClient) -> int:
     """At start: take over every change a previous process left unreported.
 

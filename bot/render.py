@@ -13,6 +13,7 @@ from typing import Any
 from commands.agents import agent_ranges
 from commands.changes import Accepted, ChangeReport, DryRun, NeedsConfirmation, refusal_text
 from commands.grammar import ParseError
+from commands.timed import describe_duration
 from wolkvox.model import Button, Display
 
 Message = dict[str, Any]
@@ -90,6 +91,9 @@ def accepted(result: Accepted) -> Message:
         )
     if result.total_calls > 1 and result.estimates_measured:
         text += f" Expected to finish in {_duration(result.estimated_duration)}."
+    if command.duration is not None:
+        length = describe_duration(int(command.duration.total_seconds()))
+        text += f" :stopwatch: Timed: agentbox puts it back {length} after it is done."
     return message(text)
 
 
@@ -147,9 +151,8 @@ def dry_run(result: DryRun) -> Message:
     lines += [f"• {refusal_text(item)}" for item in result.needs_approval]
     lines += [f"• :no_entry: {refusal_text(item)}" for item in result.refusals]
     if command.duration is not None:
-        lines.append(
-            "Timed changes (`for …`) are not available yet; without `--dry-run` this is refused."
-        )
+        length = describe_duration(int(command.duration.total_seconds()))
+        lines.append(f":stopwatch: agentbox would put it back {length} after it is done.")
     return message(_fit(lines))
 
 
@@ -175,7 +178,23 @@ def progress(display: Display, buttons: Sequence[Button], done: int, total: int)
 
 
 def report(result: ChangeReport) -> Message:
-    """The summary: per button and outcome, which agents, and wolkvox's message or the reason."""
+    """The summary: per button and outcome, which agents, and wolkvox's message or the reason;
+    for a timed change, when it reverts; for its revert, that the time is up."""
+    summary = _report(result)
+    if result.automatic_revert:
+        summary = message(
+            f":stopwatch: Time is up for change #{result.reverts_change_id}: putting it back.\n"
+            f"{summary['text']}"
+        )
+    if result.duration_seconds and result.succeeded:
+        summary = message(
+            f"{summary['text']}\n:stopwatch: agentbox puts it back in "
+            f"{describe_duration(result.duration_seconds)}."
+        )
+    return summary
+
+
+def _report(result: ChangeReport) -> Message:
     calls = result.calls
     if result.total == 1 and calls:
         call = calls[0]
@@ -220,10 +239,16 @@ def trail(result: ChangeReport) -> Message:
     outcome = f"{result.succeeded}/{result.total} done"
     if result.failed:
         outcome += f", {result.failed} failed"
-    return message(
-        f"<@{result.requester.user_id}> {verb} {_buttons(buttons)} for "
+    who = f"<@{result.requester.user_id}>"
+    if result.automatic_revert:
+        who = f":stopwatch: Time is up for {who}'s change #{result.reverts_change_id}: agentbox"
+    line = (
+        f"{who} {verb} {_buttons(buttons)} for "
         f"{_who(list(dict.fromkeys(agents)))}: {outcome} (change #{result.change_id})"
     )
+    if result.duration_seconds and result.succeeded:
+        line += f", for {describe_duration(result.duration_seconds)}"
+    return message(line)
 
 
 def _fit(lines: Sequence[str]) -> str:

@@ -6,7 +6,7 @@ import logging
 import os
 import secrets
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -16,9 +16,12 @@ from bot.tasks import TaskGroup
 from commands.access import Access
 from commands.admin import AdminService
 from commands.changes import ChangeService
+from commands.clock import Clock, system_clock
 from commands.operations import Operations
+from commands.overview import Overview
 from commands.reads import Reads
 from commands.snapshot import Snapshots
+from commands.timed import TimedChanges
 from storage import migrate
 from storage.changes import ChangeStore
 from storage.database import Database
@@ -60,6 +63,11 @@ class Services:
     changes: ChangeService
     admin: AdminService
     tasks: TaskGroup
+    timed: TimedChanges
+    #: What time it is for timers (timed changes, approval expiry); tests move it forward.
+    clock: Clock = system_clock
+    #: What App Home and the change modal show a user (set by ``create``).
+    overview: Overview = field(init=False)
 
     @classmethod
     async def create(
@@ -68,6 +76,7 @@ class Services:
         *,
         retry: RetryPolicy | None = None,
         wolkvox_deadline: float = CALL_DEADLINE_SECONDS,
+        clock: Clock = system_clock,
     ) -> Services:
         replica_id = new_replica_id()
         database = Database(settings.database_url)
@@ -115,14 +124,25 @@ class Services:
             concurrency=settings.wolkvox_concurrency,
             lease=settings.agentbox_reporter_lease_seconds,
         )
-        return cls(
+        timed = TimedChanges(
+            store,
+            History(database),
+            replica_id=replica_id,
+            lease=settings.agentbox_reporter_lease_seconds,
+            clock=clock,
+        )
+        services = cls(
             settings, replica_id, database, signals, slots, queue, store, operations, directory,
             slack, wolkvox, dispatcher, changes,
             AdminService(
                 directory, access, operations, snapshots,
                 Reads(History(database), access, snapshots),
-            ), TaskGroup(),
+            ), TaskGroup(), timed, clock,
         )  # fmt: skip
+        services.overview = Overview(
+            access, snapshots, Reads(History(database), access, snapshots)
+        )
+        return services
 
     async def start(self) -> None:
         """Listen for other replicas and serve every operation that has calls waiting."""

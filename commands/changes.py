@@ -136,6 +136,11 @@ class ChangeReport:
     calls: tuple[CallReport, ...]
     #: The channels of the teams whose agents the change touched, for the visible trail.
     trail_channels: tuple[str, ...] = ()
+    #: A timed change's length (it reverts that long after this report).
+    duration_seconds: int | None = None
+    #: The change this one reverts, and whether agentbox made it when a timed change ended.
+    reverts_change_id: int | None = None
+    automatic_revert: bool = False
 
     @property
     def succeeded(self) -> int:
@@ -177,6 +182,9 @@ def report_of(record: ChangeRecord) -> ChangeReport:
             )
             for call in record.calls
         ),
+        duration_seconds=record.duration_seconds,
+        reverts_change_id=record.reverts_change_id,
+        automatic_revert=record.automatic_revert,
     )
 
 
@@ -232,13 +240,6 @@ class ChangeService:
             return await self._undo(requester, text, response_url, idempotency_key)
         if not isinstance(parsed, ChangeCommand):
             return NotAChange(parsed)
-        if parsed.duration is not None and not parsed.dry_run:
-            reason = (
-                "Timed changes (`for 30m`) are not available yet in this version of agentbox. "
-                "Run the change without `for …`, and the opposite one when the time is up."
-            )
-            await self._refuse(requester, text, Decision.REFUSED, reason)
-            return Refused(reason)
         caller = await self._access.caller(requester)
         if not caller.roles:
             reason = _no_role(caller)
@@ -304,6 +305,7 @@ class ChangeService:
             reporter_id=self._replica_id,
             lease=self._lease,
             held=partial,
+            duration_seconds=_seconds(parsed),
             reason="allowed by "
             + ", ".join(decision.grants_used)
             + (f"; reason given: {parsed.reason}" if parsed.reason else ""),
@@ -375,6 +377,7 @@ class ChangeService:
             reporter_id=self._replica_id,
             lease=self._lease,
             reason=f"undo of change #{record.id}",
+            reverts_change_id=record.id,
         )
         if recorded.duplicate:
             return Duplicate(recorded.change_id)
@@ -665,6 +668,11 @@ def _no_role(caller: Caller) -> str:
         "You are not allowed to change agents' buttons: you have no role in agentbox. "
         f"Ask an admin ({names}) to run it or to grant you a role."
     )
+
+
+def _seconds(command: ChangeCommand) -> int | None:
+    """A timed change's length in whole seconds (the grammar bounds it)."""
+    return int(command.duration.total_seconds()) if command.duration is not None else None
 
 
 def _team_in(snapshot: Snapshot, agent: str, operation: str) -> str | None:

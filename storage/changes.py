@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import cast
 
 from sqlalchemy import Integer, Table, and_, func, insert, or_, select, update
@@ -36,6 +36,18 @@ class PlannedCall:
     agent_id: str
     button: str
     display: str
+
+
+@dataclass(frozen=True)
+class RequestTerms:
+    """What makes a change an approval request (storage/approvals.py decides on it): its calls
+    are held until enough approvers approve it before ``expires_at``."""
+
+    reason: str
+    approvals_needed: int
+    expires_at: datetime
+    #: Where the request is posted for approvers.
+    channel: str
 
 
 @dataclass(frozen=True)
@@ -71,6 +83,11 @@ class ChangeRecord:
     status: str
     progress_message: tuple[str, str] | None
     calls: tuple[CallRecord, ...]
+    #: A timed change's length; and the change this one reverts (undo, end of a timed change).
+    duration_seconds: int | None = None
+    reverts_change_id: int | None = None
+    #: Made by agentbox when a timed change's time was up (not asked for by anyone).
+    automatic_revert: bool = False
 
     @property
     def operations(self) -> tuple[str, ...]:
@@ -98,10 +115,31 @@ def _call_record(call: Call) -> CallRecord:
     )
 
 
+def _initial_status(held: bool, request: RequestTerms | None) -> ChangeStatus:
+    if request is not None:
+        return ChangeStatus.AWAITING_APPROVAL
+    return ChangeStatus.AWAITING_CONFIRMATION if held else ChangeStatus.QUEUED
+
+
+def _request_values(request: RequestTerms | None) -> dict[str, object]:
+    if request is None:
+        return {}
+    return {
+        "reason": request.reason,
+        "approvals_needed": request.approvals_needed,
+        "expires_at": request.expires_at,
+        "request_channel": request.channel,
+    }
+
+
 # The tables themselves, for Core inserts on the ack path (cheaper than ORM-enabled ones).
 _CHANGES = cast(Table, Change.__table__)
 _CALLS = cast(Table, Call.__table__)
 _AUDIT = cast(Table, AuditEvent.__table__)
+
+
+#: The idempotency key of a timed change's automatic revert is this and the timed change's id.
+TIMER_KEY_PREFIX = "timer:"
 
 
 class ChangeStore:
@@ -125,16 +163,38 @@ class ChangeStore:
         lease: float,
         held: bool = False,
         reason: str | None = None,
+        duration_seconds: int | None = None,
+        reverts_change_id: int | None = None,
+        ends_timer: bool = False,
+        request: RequestTerms | None = None,
     ) -> Recorded:
         """Store a change, its queued calls and the audit event that allowed it, atomically.
 
         A second delivery with the same ``idempotency_key`` stores nothing and names the change
         the first one made. The caller becomes the change's reporter for ``lease`` seconds.
         ``held``: the calls wait for :meth:`confirm` (a partly allowed change).
+        ``duration_seconds``: a timed change; its revert falls due that long after it is done.
+        ``reverts_change_id``: the change this one reverts. With ``ends_timer``, this is the
+        automatic revert of a timed change, recorded only if that change's timer is still set
+        (it is cleared here, in the same transaction): one revert whoever else tries. Otherwise
+        ``Recorded(duplicate=True)`` names the timed change.
+        ``request``: an approval request, its calls held until it is approved.
         """
+        held = held or request is not None
         call_status = CallStatus.HELD if held else CallStatus.QUEUED
         try:
             async with self._db.transaction() as session:
+                if ends_timer:
+                    assert reverts_change_id is not None
+                    claimed = await session.execute(
+                        update(_CHANGES)
+                        .where(
+                            _CHANGES.c.id == reverts_change_id, _CHANGES.c.revert_at.is_not(None)
+                        )
+                        .values(revert_at=None)
+                    )
+                    if not claimed.rowcount:  # type: ignore[attr-defined]
+                        return Recorded(reverts_change_id, duplicate=True)
                 # Core statements, not ORM objects: this runs before Slack's ack, for every
                 # command of a burst, and must stay cheap even for 1,500 calls.
                 change_id = await session.scalar(
@@ -148,10 +208,13 @@ class ChangeStore:
                         text=text,
                         display=display,
                         buttons=",".join(buttons),
-                        status=ChangeStatus.AWAITING_CONFIRMATION if held else ChangeStatus.QUEUED,
+                        status=_initial_status(held, request),
                         idempotency_key=idempotency_key,
                         reporter_id=reporter_id,
                         reporter_lease_until=utcnow() + timedelta(seconds=lease),
+                        duration_seconds=duration_seconds,
+                        reverts_change_id=reverts_change_id,
+                        **_request_values(request),
                     )
                     .returning(_CHANGES.c.id)
                 )
@@ -178,7 +241,7 @@ class ChangeStore:
                         slack_team_id=requester.team_id,
                         slack_user_id=requester.user_id,
                         slack_channel_id=requester.channel_id,
-                        action="change",
+                        action="request" if request is not None else "change",
                         text=text,
                         decision=Decision.ALLOWED,
                         reason=reason,
@@ -322,6 +385,9 @@ class ChangeStore:
                 status=change.status,
                 progress_message=message,
                 calls=tuple(_call_record(call) for call in calls),
+                duration_seconds=change.duration_seconds,
+                reverts_change_id=change.reverts_change_id,
+                automatic_revert=(change.idempotency_key or "").startswith(TIMER_KEY_PREFIX),
             )
 
     async def last_done_change(self, user_id: str) -> int | None:
@@ -356,19 +422,56 @@ class ChangeStore:
             )
 
     async def finish(self, change_id: int) -> None:
-        """Every call is answered and the summary delivered."""
+        """Every call is answered and the summary delivered.
+
+        A timed change's revert falls due from now: the timer is set by the same transaction that
+        marks the change done, and only by the first one, so it is never set again once reverted.
+        """
         now = utcnow()
         async with self._db.transaction() as session:
-            await session.execute(
-                update(Change)
-                .where(Change.id == change_id)
+            duration = await session.scalar(
+                update(_CHANGES)
+                .where(_CHANGES.c.id == change_id, _CHANGES.c.status != ChangeStatus.DONE)
                 .values(
                     status=ChangeStatus.DONE,
                     finished_at=now,
                     reported_at=now,
                     reporter_lease_until=None,
                 )
+                .returning(_CHANGES.c.duration_seconds)
             )
+            if duration:
+                await session.execute(
+                    update(_CHANGES)
+                    .where(_CHANGES.c.id == change_id)
+                    .values(revert_at=now + timedelta(seconds=duration))
+                )
+
+    async def due_reverts(self, now: datetime, *, limit: int = 100) -> list[int]:
+        """Timed changes whose revert is due at ``now``, the earliest first."""
+        async with self._db.sessions() as session:
+            rows = await session.scalars(
+                select(Change.id)
+                .where(Change.revert_at.is_not(None), Change.revert_at <= now)
+                .order_by(Change.revert_at, Change.id)
+                .limit(limit)
+            )
+            return list(rows)
+
+    async def next_revert_at(self) -> datetime | None:
+        """When the next timed change falls due, if any is waiting."""
+        async with self._db.sessions() as session:
+            return await session.scalar(select(func.min(Change.revert_at)))
+
+    async def cancel_timer(self, change_id: int) -> bool:
+        """Clear a timed change's revert without recording one (nothing left to revert)."""
+        async with self._db.transaction() as session:
+            result = await session.execute(
+                update(_CHANGES)
+                .where(_CHANGES.c.id == change_id, _CHANGES.c.revert_at.is_not(None))
+                .values(revert_at=None)
+            )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def renew_lease(self, change_id: int, reporter_id: str, lease: float) -> bool:
         """Extend the caller's lease on reporting a change; False if it is no longer theirs."""

@@ -25,6 +25,7 @@ from bot.http import SLACK_EVENTS_PATH, build_web_app
 from bot.services import Services
 from bot.settings import Settings
 from bot.slash import signed_headers, slash_command_body
+from commands.clock import Clock, system_clock
 from wolkvox.retrying import RetryPolicy
 from wolkvox.simulator import Simulator
 
@@ -138,8 +139,10 @@ async def start_harness(
     retry: RetryPolicy = FAST_RETRY,
     slack: FakeSlack | None = None,
     encryption_keys: tuple[str, ...] = (),
+    clock: Clock = system_clock,
 ) -> AsyncIterator[Harness]:
-    """``slack``: share one fake Slack between harnesses (a restart talks to the same Slack)."""
+    """``slack``: share one fake Slack between harnesses (a restart talks to the same Slack).
+    ``clock``: what time it is for timers (timed changes, approval expiry)."""
     secret = secrets.token_hex(16)
     async with contextlib.AsyncExitStack() as stack:
         if slack is None:
@@ -156,7 +159,9 @@ async def start_harness(
             agentbox_admins=admins,
             agentbox_encryption_keys=encryption_keys,
         )
-        services = await Services.create(settings, retry=retry, wolkvox_deadline=deadline)
+        services = await Services.create(
+            settings, retry=retry, wolkvox_deadline=deadline, clock=clock
+        )
         await services.start()
         app = build_app(services)
         runner = web.AppRunner(build_web_app(services, app), access_log=None)

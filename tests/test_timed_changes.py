@@ -1,0 +1,186 @@
+"""Timed changes (``for 30m``): put back when the time is up, once, even across a restart.
+
+Time is a clock the harness hands to agentbox; the tests move it forward instead of waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from bot.app import revert_due_changes
+from bot.fake_slack import FakeSlack
+from commands.clock import system_clock
+from storage.models import AuditEvent, Change
+from tests.harness import ADMIN, Harness, ack_text, start_harness
+from wolkvox.simulator import Simulator
+
+TEAM_CHANNEL = "CVENTAS"
+
+
+class MovableClock:
+    """Real time plus an offset that a test moves forward."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return system_clock() + self.offset
+
+    def advance(self, delta: timedelta) -> None:
+        self.offset += delta
+
+
+async def _revert_due(agentbox: Harness) -> int:
+    made = await revert_due_changes(agentbox.services, agentbox.app_client)
+    await agentbox.idle()
+    return made
+
+
+async def _changes(agentbox: Harness) -> list[Change]:
+    async with agentbox.services.database.sessions() as session:
+        return list((await session.scalars(select(Change).order_by(Change.id))).all())
+
+
+async def test_a_timed_change_is_put_back_when_its_time_is_up(
+    database_url: str, simulator: Simulator
+) -> None:
+    clock = MovableClock()
+    async with start_harness(database_url=database_url, simulator=simulator, clock=clock) as box:
+        await box.slash(f"team create ventas 1001-1003 <#{TEAM_CHANNEL}>")
+        ack = ack_text(await box.slash("hide dial 1001-1002 for 30m"))
+        await box.idle()
+        assert "30m" in ack
+        assert simulator.button_state("1001", "dial") == "hide"
+        assert "puts it back in 30m" in box.last_message().text
+
+        clock.advance(timedelta(minutes=29))
+        assert await _revert_due(box) == 0
+        assert simulator.button_state("1001", "dial") == "hide"
+
+        clock.advance(timedelta(minutes=2))
+        assert await _revert_due(box) == 1
+
+        for agent in ("1001", "1002"):
+            assert simulator.button_state(agent, "dial") == "show"
+        announced = box.last_message(TEAM_CHANNEL).text
+        assert "Time is up" in announced and f"<@{ADMIN}>" in announced
+        assert "1001-1002" in announced and "2/2 done" in announced
+        timed, revert = await _changes(box)
+        assert revert.reverts_change_id == timed.id and timed.revert_at is None
+        assert await _revert_due(box) == 0  # once
+
+
+async def test_the_timer_survives_a_restart(
+    database_url: str, simulator: Simulator, slack: FakeSlack
+) -> None:
+    clock = MovableClock()
+    async with start_harness(
+        database_url=database_url, simulator=simulator, slack=slack, clock=clock
+    ) as first:
+        await first.slash("hide hungup 1001 for 1h")
+        await first.idle()
+        assert simulator.button_state("1001", "hungup") == "hide"
+
+    clock.advance(timedelta(hours=1, seconds=1))
+    async with start_harness(
+        database_url=database_url, simulator=simulator, slack=slack, clock=clock
+    ) as second:
+        assert await _revert_due(second) == 1
+        assert simulator.button_state("1001", "hungup") == "show"
+        assert "Time is up" in second.last_message().text
+
+
+async def test_two_replicas_due_at_once_make_one_revert(
+    database_url: str, simulator: Simulator, slack: FakeSlack
+) -> None:
+    clock = MovableClock()
+    async with (
+        start_harness(
+            database_url=database_url, simulator=simulator, slack=slack, clock=clock
+        ) as one,
+        start_harness(
+            database_url=database_url, simulator=simulator, slack=slack, clock=clock
+        ) as other,
+    ):
+        await one.slash("hide dial 1001 for 15m")
+        await one.idle()
+        clock.advance(timedelta(minutes=16))
+
+        made = await asyncio.gather(
+            revert_due_changes(one.services, one.app_client),
+            revert_due_changes(other.services, other.app_client),
+        )
+        await one.idle()
+        await other.idle()
+
+        assert sorted(made) == [0, 1]
+        assert len(await _changes(one)) == 2
+        dial_calls = [c for c in simulator.calls if c.button == "dial"]
+        assert [c.display for c in dial_calls] == ["hide", "show"]
+
+
+async def test_a_button_changed_again_since_is_left_alone(
+    database_url: str, simulator: Simulator
+) -> None:
+    clock = MovableClock()
+    async with start_harness(database_url=database_url, simulator=simulator, clock=clock) as box:
+        await box.slash("hide dial hungup 1001 for 30m")
+        await box.idle()
+        await box.slash("hide dial 1001")  # hidden for good now: no longer the timer's
+        await box.idle()
+
+        clock.advance(timedelta(minutes=31))
+        assert await _revert_due(box) == 1
+
+        assert simulator.button_state("1001", "dial") == "hide"
+        assert simulator.button_state("1001", "hungup") == "show"
+
+
+async def test_nothing_to_put_back_clears_the_timer_and_says_so(
+    database_url: str, simulator: Simulator
+) -> None:
+    clock = MovableClock()
+    async with start_harness(database_url=database_url, simulator=simulator, clock=clock) as box:
+        await box.slash("hide dial 1001 for 30m")
+        await box.idle()
+        await box.slash("undo")
+        await box.idle()
+        calls_before = len(simulator.calls)
+
+        clock.advance(timedelta(minutes=31))
+        assert await _revert_due(box) == 0
+
+        assert len(simulator.calls) == calls_before
+        assert simulator.button_state("1001", "dial") == "show"
+        assert await box.services.timed.seconds_until_next() is None
+        async with box.services.database.sessions() as session:
+            audit = (
+                await session.scalars(select(AuditEvent).where(AuditEvent.action == "revert"))
+            ).one()
+        assert "nothing to put back" in (audit.reason or "")
+
+
+async def test_the_next_timer_is_known(agentbox: Harness) -> None:
+    assert await agentbox.services.timed.seconds_until_next() is None
+    await agentbox.slash("hide dial 1001 for 10m")
+    await agentbox.idle()
+
+    until = await agentbox.services.timed.seconds_until_next()
+
+    assert until is not None and 9 * 60 < until <= 10 * 60
+
+
+async def test_a_timed_dry_run_calls_nothing_and_sets_no_timer(agentbox: Harness) -> None:
+    text = ack_text(await agentbox.slash("hide dial 1001 for 30m --dry-run"))
+    await agentbox.idle()
+
+    assert "Dry run" in text and "put it back 30m after" in text
+    assert agentbox.simulator.calls == []
+    assert await agentbox.services.timed.seconds_until_next() is None
+
+
+def test_the_clock_is_aware() -> None:
+    assert system_clock().tzinfo is UTC
