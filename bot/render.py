@@ -11,9 +11,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from commands.agents import agent_ranges
+from commands.approvals import Requested, slack_time
 from commands.changes import Accepted, ChangeReport, DryRun, NeedsConfirmation, refusal_text
 from commands.grammar import ParseError
 from commands.timed import describe_duration
+from storage.approvals import RequestRecord
 from wolkvox.model import Button, Display
 
 Message = dict[str, Any]
@@ -39,6 +41,18 @@ def message(text: str, *, mrkdwn: str | None = None) -> Message:
     }
 
 
+def paragraphs(text: str) -> Message:
+    """A long text (the help) as one section per paragraph: a section holds 3000 characters."""
+    return {
+        "text": text,
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": part[:3000]}}
+            for part in text.split("\n\n")
+            if part.strip()
+        ],
+    }
+
+
 def parse_error(error: ParseError) -> Message:
     return message(f":warning: {error.message}")
 
@@ -61,6 +75,16 @@ def _who(agents: Sequence[str]) -> str:
     return f"{len(agents)} agents ({agent_ranges(agents)})"
 
 
+def _targets(teams: Sequence[str], agents: Sequence[str]) -> str:
+    """What a command named: its teams, then its agents (``team ventas and agent 1005``)."""
+    named = [f"team `{teams[0]}`"] if len(teams) == 1 else []
+    if len(teams) > 1:
+        named.append("teams " + ", ".join(f"`{team}`" for team in teams))
+    if agents:
+        named.append(_who(agents))
+    return " and ".join(named)
+
+
 def _duration(seconds: float) -> str:
     if seconds < 1:
         return "under a second"
@@ -74,7 +98,7 @@ def accepted(result: Accepted) -> Message:
     command = result.command
     text = (
         f":hourglass_flowing_sand: {_VERB[command.display]} {_buttons(command.buttons)} "
-        f"for {_who(command.agents)}"
+        f"for {_targets(command.teams, command.agents)}"
     )
     if result.total_calls > 1:
         text += f": {result.total_calls} calls to wolkvox"
@@ -249,6 +273,190 @@ def trail(result: ChangeReport) -> Message:
     if result.duration_seconds and result.succeeded:
         line += f", for {describe_duration(result.duration_seconds)}"
     return message(line)
+
+
+# --- approval requests (bot/approvals.py) -----------------------------------------------------
+
+
+def escape(text: str) -> str:
+    """User text (a reason) as Slack shows it literally: no mentions, links or broadcasts."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _approvers(count: int) -> str:
+    return "1 approver" if count == 1 else f"{count} distinct approvers"
+
+
+def requested(result: Requested) -> Message:
+    """The requester's acknowledgement: the change waits for approval, where, and until when."""
+    command = result.command
+    return message(
+        f":raised_hand: Your request #{result.change_id} to {command.display.value} "
+        f"{_buttons(command.buttons)} for {_who(result.agents)} waits for approval in "
+        f"<#{result.channel}> ({_approvers(result.approvals_needed)}; "
+        f"{'; '.join(result.why)}). It expires at {slack_time(result.expires_at)}. Nothing runs "
+        "until it is approved; you will be told here or in a DM."
+    )
+
+
+def describe_request(record: RequestRecord) -> str:
+    """``hide `hungup` for 3 agents (1001-1003)``."""
+    change = record.change
+    buttons = [Button(b) for b in dict.fromkeys(call.button for call in change.calls)]
+    agents = list(dict.fromkeys(call.agent_id for call in change.calls))
+    return f"{change.display} {_buttons(buttons)} for {_who(agents)}"
+
+
+def _request_lines(record: RequestRecord) -> list[str]:
+    approved = record.approved_by
+    lines = [
+        f"*Change:* {describe_request(record)}",
+        f"*Reason:* {escape(record.reason or '')}",
+        f"*Needs:* {_approvers(record.approvals_needed)}"
+        + (f"; approved so far by {', '.join(f'<@{a}>' for a in approved)}" if approved else ""),
+    ]
+    return lines
+
+
+def request_header(record: RequestRecord) -> str:
+    """The request in a line or two, above the progress of its approved change."""
+    approved = ", ".join(f"<@{a}>" for a in record.approved_by)
+    return (
+        f":ballot_box_with_check: Request #{record.id} from <@{record.requester_id}>, approved by "
+        f"{approved}: {describe_request(record)}. Reason: {escape(record.reason or '')}"
+    )
+
+
+def approval_request(record: RequestRecord, approve: str, reject: str) -> Message:
+    """The message approvers see: the change, who asks and why, who approved, and the buttons."""
+    text = "\n".join(
+        [
+            f":ballot_box_with_check: *Approval request #{record.id}* from "
+            f"<@{record.requester_id}>",
+            *_request_lines(record),
+            f"*Expires:* {slack_time(record.expires_at)} (then nothing runs)",
+        ]
+    )
+    value = str(record.id)
+    return {
+        "text": text,
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+            {
+                "type": "actions",
+                "block_id": f"request-{record.id}",
+                "elements": [
+                    {
+                        "type": "button",
+                        "style": "primary",
+                        "action_id": approve,
+                        "value": value,
+                        "text": {"type": "plain_text", "text": "Approve"},
+                    },
+                    {
+                        "type": "button",
+                        "style": "danger",
+                        "action_id": reject,
+                        "value": value,
+                        "text": {"type": "plain_text", "text": "Reject"},
+                    },
+                ],
+            },
+        ],
+    }
+
+
+def with_header(header: str, body: Message) -> Message:
+    """``body`` (a progress or summary message) under the request's ``header``."""
+    text = f"{header}\n{body['text']}"
+    return {**body, "text": text, "blocks": [*message(header)["blocks"], *body["blocks"]]}
+
+
+def request_closed(record: RequestRecord) -> Message:
+    """The request's message once it ends without running: rejected, expired or withdrawn."""
+    rejection = record.rejection
+    if record.status == "expired":
+        headline = (
+            f":hourglass: *Request #{record.id} expired* at {slack_time(record.expires_at)}: "
+            "not approved in time, so nothing was run."
+        )
+    elif rejection is not None and rejection.approver_id == record.requester_id:
+        headline = f":no_entry_sign: *Request #{record.id} withdrawn* by its requester."
+    elif rejection is not None:
+        said = f": {escape(rejection.reason)}" if rejection.reason else " (no reason given)"
+        headline = (
+            f":no_entry_sign: *Request #{record.id} rejected* by <@{rejection.approver_id}>"
+            f"{said}. Nothing was run."
+        )
+    else:
+        headline = f":no_entry_sign: *Request #{record.id} withdrawn*: nothing was run."
+    return message("\n".join([headline, f"From <@{record.requester_id}>", *_request_lines(record)]))
+
+
+def request_news(record: RequestRecord) -> Message:
+    """What the requester is told when their request is approved, rejected or expires."""
+    what = f"Your request #{record.id} ({describe_request(record)})"
+    rejection = record.rejection
+    if record.status == "expired":
+        text = (
+            f":hourglass: {what} expired at {slack_time(record.expires_at)}: nobody approved it "
+            "in time. Nothing was run; ask again if it is still needed."
+        )
+    elif rejection is not None and rejection.approver_id == record.requester_id:
+        text = f":no_entry_sign: {what} is withdrawn. Nothing was run."
+    elif rejection is not None:
+        said = f": {escape(rejection.reason)}" if rejection.reason else " (no reason given)"
+        text = (
+            f":no_entry_sign: {what} was rejected by <@{rejection.approver_id}>{said}. "
+            "Nothing was run."
+        )
+    elif record.status in ("queued", "done"):
+        where = f" Its progress is in <#{record.message[0]}>." if record.message else ""
+        approved = ", ".join(f"<@{a}>" for a in record.approved_by)
+        text = f":white_check_mark: {what} was approved by {approved}; it runs now.{where}"
+    else:
+        text = f":information_source: {what} is {record.status}."
+    return message(text)
+
+
+def request_outcome(record: RequestRecord, result: ChangeReport) -> Message:
+    """The requester's copy of the summary of their approved change."""
+    summary = report(result)
+    text = f"Your request #{record.id}: {summary['text']}"
+    return message(text)
+
+
+def reject_modal(record: RequestRecord, callback_id: str) -> dict[str, Any]:
+    """The modal Reject opens: the request, and an optional reason."""
+    return {
+        "type": "modal",
+        "callback_id": callback_id,
+        "private_metadata": str(record.id),
+        "title": {"type": "plain_text", "text": f"Reject request #{record.id}"[:24]},
+        "submit": {"type": "plain_text", "text": "Reject"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": f"<@{record.requester_id}> asks to {describe_request(record)}.",
+                },
+            },
+            {
+                "type": "input",
+                "block_id": "reason",
+                "optional": True,
+                "label": {"type": "plain_text", "text": "Why? (optional, shown to the requester)"},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": "reason",
+                    "multiline": True,
+                    "max_length": 500,
+                },
+            },
+        ],
+    }
 
 
 def _fit(lines: Sequence[str]) -> str:

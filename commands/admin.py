@@ -12,9 +12,11 @@ from dataclasses import dataclass, replace
 from commands.access import Access, Caller
 from commands.agents import agent_ranges
 from commands.grammar import (
+    ChannelRef,
     GrantCommand,
     HelpCommand,
     HistoryCommand,
+    LanguageCommand,
     Parsed,
     RevokeCommand,
     Role,
@@ -26,12 +28,15 @@ from commands.grammar import (
     TeamCreateCommand,
     TeamListCommand,
     TeamRemoveCommand,
+    TeamSetCommand,
+    TeamSetting,
     TeamShowCommand,
     UserRef,
     WhoamiCommand,
     sections_for,
     usage,
 )
+from commands.languages import LanguageChoices
 from commands.operations import DEFAULT_OPERATION, Operations
 from commands.reads import Reads
 from commands.roles import describe
@@ -83,7 +88,52 @@ def _team_text(team: TeamRecord) -> str:
         lines.append(
             "changes accepted only in " + ", ".join(f"<#{c}>" for c in team.change_channels)
         )
-    return "\n".join(lines)
+    return "\n".join(lines + _policy_lines(team))
+
+
+def _policy_lines(team: TeamRecord) -> list[str]:
+    """The team's approval policy and trail switch, where they differ from the defaults."""
+    policy = team.policy
+    lines = []
+    needs = [f"`{b}`" for b in policy.approval_buttons]
+    if policy.approval_over_agents is not None:
+        needs.append(f"more than {policy.approval_over_agents} of its agents at once")
+    if needs:
+        lines.append("changes that need approval: " + ", ".join(needs))
+    if policy.two_approvers_buttons:
+        buttons = ", ".join(f"`{b}`" for b in policy.two_approvers_buttons)
+        lines.append(f"two approvers for changes to {buttons}")
+    if policy.approval_ttl_minutes is not None:
+        lines.append(f"requests wait {policy.approval_ttl_minutes} min for approval")
+    if policy.self_approval:
+        lines.append("self-approval on (approvers may approve their own requests)")
+    if not policy.trail_enabled:
+        lines.append("trail off (no line in its channel for each change)")
+    return lines
+
+
+def _with_setting(team: TeamRecord, command: TeamSetCommand) -> TeamRecord:
+    """``team`` with ``command``'s setting applied."""
+    value, policy = command.value, team.policy
+    number = value if isinstance(value, int) and not isinstance(value, bool) else None
+    buttons = tuple(b.value for b in value) if isinstance(value, tuple) else ()
+    setting = command.setting
+    if setting is TeamSetting.APPROVALS_CHANNEL:
+        channel = value.channel_id if isinstance(value, ChannelRef) else None
+        return replace(team, approvals_channel_id=channel)
+    if setting is TeamSetting.TRAIL:
+        policy = replace(policy, trail_enabled=bool(value))
+    elif setting is TeamSetting.SELF_APPROVAL:
+        policy = replace(policy, self_approval=bool(value))
+    elif setting is TeamSetting.APPROVAL_BUTTONS:
+        policy = replace(policy, approval_buttons=buttons)
+    elif setting is TeamSetting.TWO_APPROVERS:
+        policy = replace(policy, two_approvers_buttons=buttons)
+    elif setting is TeamSetting.APPROVAL_OVER:
+        policy = replace(policy, approval_over_agents=number)
+    else:
+        policy = replace(policy, approval_ttl_minutes=number)
+    return replace(team, policy=policy)
 
 
 class AdminService:
@@ -94,12 +144,14 @@ class AdminService:
         operations: Operations,
         snapshots: Snapshots,
         reads: Reads,
+        languages: LanguageChoices | None = None,
     ) -> None:
         self._directory = directory
         self._access = access
         self._operations = operations
         self._snapshots = snapshots
         self._reads = reads
+        self._languages = languages
 
     async def handle(self, requester: Requester, text: str, command: Parsed) -> Reply:
         try:
@@ -109,6 +161,9 @@ class AdminService:
             self._snapshots.invalidate()
 
     async def _handle(self, requester: Requester, text: str, command: Parsed) -> Reply:
+        if isinstance(command, LanguageCommand) and self._languages is not None:
+            # Anyone may choose their own language, role or not.
+            return Reply(await self._languages.handle(requester, command))
         if isinstance(command, StatusCommand):
             ok, answer = await self._reads.status(
                 requester, command.agents, command.teams, hidden_only=command.hidden_only
@@ -152,6 +207,13 @@ class AdminService:
                     command.name, command.agents, audit=self._audit(requester, "team.add", text)
                 )
                 return Reply(f"Added. {_team_text(team)}")
+            if isinstance(command, TeamSetCommand):
+                team = await self._directory.configure_team(
+                    command.name,
+                    lambda team: _with_setting(team, command),
+                    audit=self._audit(requester, "team.set", text),
+                )
+                return Reply(f"Set. {_team_text(team)}")
             if isinstance(command, TeamRemoveCommand):
                 team = await self._directory.remove_agents(
                     command.name, command.agents, audit=self._audit(requester, "team.remove", text)

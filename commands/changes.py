@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from commands.access import Access, Caller
+from commands.approvals import ApprovalService, Requested, RequestPlan, plan_request
 from commands.grammar import (
     MAX_AGENTS,
     ChangeCommand,
@@ -107,6 +108,7 @@ SubmitResult = (
     | Duplicate
     | Refused
     | NeedsConfirmation
+    | Requested
     | DryRun
     | NotAChange
     | HelpCommand
@@ -201,8 +203,10 @@ class ChangeService:
         replica_id: str,
         concurrency: int,
         lease: float,
+        approvals: ApprovalService,
     ) -> None:
         self._store = store
+        self._approvals = approvals
         self._queue = queue
         self._signals = signals
         self._access = access
@@ -259,30 +263,23 @@ class ChangeService:
             teams=teams,
             env_admins=self._access.env_admins,
         )
+        plan = plan_request(decision, teams, asked_in=requester.channel_id)
         if parsed.dry_run:
             return DryRun(
                 command=parsed,
                 calls=tuple((t.operation, t.agent_id, b) for t, b in decision.allowed),
-                needs_approval=_grouped(
-                    decision.needs_approval, "would need a supervisor's approval"
-                ),
+                needs_approval=_approval_notes(decision, plan),
                 refusals=decision.refusals,
             )
-        if decision.needs_approval:
-            # Requesters ask; the approval workflow that runs their changes comes later.
-            decision = ChangeDecision(
-                allowed=decision.allowed,
-                needs_approval=(),
-                refusals=(
-                    *decision.refusals,
-                    Refusal(
-                        agents=tuple(dict.fromkeys(t.agent_id for t, _ in decision.needs_approval)),
-                        buttons=tuple(dict.fromkeys(b for _, b in decision.needs_approval)),
-                        reason="as a requester you need a supervisor's approval, and approvals "
-                        "are not available yet; ask a supervisor of the team to run it",
-                    ),
-                ),
-                grants_used=decision.grants_used,
+        if plan is not None:
+            return await self._request(
+                requester,
+                text,
+                parsed,
+                decision,
+                plan,
+                response_url=response_url,
+                idempotency_key=idempotency_key,
             )
         if not decision.allowed:
             reason = "; ".join(refusal_text(refusal) for refusal in decision.refusals)
@@ -321,6 +318,92 @@ class ChangeService:
                 refusals=decision.refusals,
             )
         return await self._accepted(recorded.change_id, parsed, planned)
+
+    async def _request(
+        self,
+        requester: Requester,
+        text: str,
+        parsed: ChangeCommand,
+        decision: ChangeDecision,
+        plan: RequestPlan | str,
+        *,
+        response_url: str | None,
+        idempotency_key: str | None,
+    ) -> SubmitResult:
+        """Record a change that needs approval as a request (commands/approvals.py); it runs
+        once approved. Nothing is recorded for a request that cannot be made as asked."""
+        if isinstance(plan, str):
+            why = plan
+        elif decision.refusals:
+            why = (
+                "This change needs approval, and part of it you may not even request: "
+                + "; ".join(refusal_text(refusal) for refusal in decision.refusals)
+                + ". Nothing was requested; ask again for the rest alone."
+            )
+        elif not parsed.reason:
+            why = (
+                f"This change needs approval ({'; '.join(plan.why)}), and a request for "
+                'approval needs a reason: add one, like `--reason "the client asked"`. '
+                "Nothing was requested."
+            )
+        else:
+            return await self._record_request(
+                requester,
+                text,
+                parsed,
+                decision,
+                plan,
+                parsed.reason,
+                response_url=response_url,
+                idempotency_key=idempotency_key,
+            )
+        await self._refuse(requester, text, Decision.REFUSED, why)
+        return Refused(why, decision.refusals)
+
+    async def _record_request(
+        self,
+        requester: Requester,
+        text: str,
+        parsed: ChangeCommand,
+        decision: ChangeDecision,
+        plan: RequestPlan,
+        reason: str,
+        *,
+        response_url: str | None,
+        idempotency_key: str | None,
+    ) -> Requested | Duplicate:
+        terms = self._approvals.terms(plan, reason)
+        planned = [
+            PlannedCall(target.operation, target.agent_id, button.value, parsed.display.value)
+            for target, button in plan.pairs
+        ]
+        recorded = await self._store.record_change(
+            requester,
+            text=text,
+            display=parsed.display.value,
+            buttons=[button.value for button in parsed.buttons],
+            calls=planned,
+            response_url=response_url,
+            idempotency_key=idempotency_key,
+            reporter_id=self._replica_id,
+            lease=self._lease,
+            duration_seconds=_seconds(parsed),
+            reason=f"requested ({'; '.join(plan.why)}) under "
+            + ", ".join(decision.grants_used)
+            + f"; reason given: {reason}",
+            request=terms,
+        )
+        if recorded.duplicate:
+            return Duplicate(recorded.change_id)
+        return Requested(
+            change_id=recorded.change_id,
+            command=parsed,
+            agents=tuple(dict.fromkeys(target.agent_id for target, _ in plan.pairs)),
+            channel=plan.channel,
+            approvals_needed=plan.approvals_needed,
+            expires_at=terms.expires_at,
+            why=plan.why,
+        )
 
     async def _undo(
         self,
@@ -599,7 +682,15 @@ class ChangeService:
     async def _trail_channels(self, record: ChangeRecord) -> tuple[str, ...]:
         snapshot = await self._snapshots.get()
         teams = {_team_in(snapshot, call.agent_id, call.operation) for call in record.calls}
-        return tuple(sorted({snapshot.teams[t].channel_id for t in teams if t in snapshot.teams}))
+        return tuple(
+            sorted(
+                {
+                    snapshot.teams[t].channel_id
+                    for t in teams
+                    if t in snapshot.teams and snapshot.teams[t].policy.trail_enabled
+                }
+            )
+        )
 
     def stop_following(self) -> None:
         """Shutdown: every ``follow`` tells its listener and hands the change over."""
@@ -677,6 +768,17 @@ def _seconds(command: ChangeCommand) -> int | None:
 
 def _team_in(snapshot: Snapshot, agent: str, operation: str) -> str | None:
     return next((team for team, op in snapshot.teams_of(agent) if op == operation), None)
+
+
+def _approval_notes(
+    decision: ChangeDecision, plan: RequestPlan | str | None
+) -> tuple[Refusal, ...]:
+    """What a dry run says about approval: the whole change would be requested, and why."""
+    if plan is None:
+        return ()
+    if isinstance(plan, str):
+        return _grouped((*decision.allowed, *decision.needs_approval), plan)
+    return _grouped(plan.pairs, "would be requested for approval: " + "; ".join(plan.why))
 
 
 def _grouped(pairs: Sequence[tuple[Target, Button]], reason: str) -> tuple[Refusal, ...]:

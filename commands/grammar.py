@@ -41,10 +41,12 @@ is the same command). Each word is one of:
     team add|remove <name> <agents>
     team show <name>
     team list
+    team set <name> <setting> <value>   (settings: :data:`TEAM_SETTINGS`)
     undo
     history [<agents>|team:…] [--limit N]
     status <agents>|team:…
     status hidden
+    lang [en|es|auto]                   (``idioma``: the language agentbox answers you in)
 
 Spanish verbs: ``otorgar``/``dar``, ``revocar``/``quitar``, ``permisos``, ``quiensoy``/``quién
 soy``, ``equipo`` (``crear``, ``agregar``/``añadir``, ``quitar``, ``ver``/``mostrar``,
@@ -101,6 +103,7 @@ from enum import Enum, StrEnum
 from itertools import islice
 from typing import Final
 
+from commands.i18n import _
 from wolkvox.model import Button, Display
 
 __all__ = [
@@ -119,6 +122,7 @@ __all__ = [
     "ROLE_SECTIONS",
     "ROLE_WORDS",
     "STATUS_WORDS",
+    "TEAM_SETTINGS",
     "TEAM_VERBS",
     "USAGE",
     "VERBS",
@@ -129,6 +133,7 @@ __all__ = [
     "GroupRef",
     "HelpCommand",
     "HistoryCommand",
+    "LanguageCommand",
     "Lexeme",
     "Mention",
     "ParseError",
@@ -143,6 +148,8 @@ __all__ = [
     "TeamCreateCommand",
     "TeamListCommand",
     "TeamRemoveCommand",
+    "TeamSetCommand",
+    "TeamSetting",
     "TeamShowCommand",
     "Token",
     "UndoCommand",
@@ -361,6 +368,38 @@ class TeamListCommand:
     pass
 
 
+class TeamSetting(StrEnum):
+    """What ``team set`` changes (the core gives each its meaning: commands/approvals.py)."""
+
+    APPROVALS_CHANNEL = "approvals-channel"
+    """Where its requests for approval go: a channel, or None (the team's own channel)."""
+    SELF_APPROVAL = "self-approval"
+    """Whether a requester who may approve may approve their own request: a bool."""
+    APPROVAL_BUTTONS = "approval-buttons"
+    """The buttons whose changes always need approval: a tuple of buttons (empty: none)."""
+    APPROVAL_OVER = "approval-over"
+    """Changes to more than this many of its agents need approval: an int, or None (no limit)."""
+    TWO_APPROVERS = "two-approvers"
+    """The buttons whose requests need two distinct approvers: a tuple (empty: none)."""
+    APPROVAL_TTL = "approval-ttl"
+    """How long its requests wait, in whole minutes: an int, or None (the default)."""
+    TRAIL = "trail"
+    """Whether each executed change leaves a line in its channel: a bool."""
+
+
+TeamSettingValue = bool | int | tuple[Button, ...] | ChannelRef | None
+
+
+@dataclass(frozen=True)
+class TeamSetCommand:
+    """Change one setting of a team (``team set ventas trail off``)."""
+
+    name: str
+    setting: TeamSetting
+    value: TeamSettingValue
+    """Its type follows ``setting`` (see :class:`TeamSetting`)."""
+
+
 @dataclass(frozen=True)
 class UndoCommand:
     """Revert the caller's last change (``undo``, ``deshacer``)."""
@@ -393,6 +432,19 @@ class StatusCommand:
     hidden_only: bool = False
 
 
+@dataclass(frozen=True)
+class LanguageCommand:
+    """Choose the language agentbox answers the caller in (``lang es``, ``idioma en``), go back to
+    their Slack language (``lang auto``), or, with None, say which one it is and why."""
+
+    language: str | None = None
+    """``en``, ``es`` (commands/i18n.LANGUAGES), :data:`AUTOMATIC_LANGUAGE`, or None."""
+
+
+AUTOMATIC_LANGUAGE: Final = "auto"
+"""The :class:`LanguageCommand` value that drops the caller's own choice."""
+
+
 Parsed = (
     ChangeCommand
     | HelpCommand
@@ -406,9 +458,11 @@ Parsed = (
     | TeamRemoveCommand
     | TeamShowCommand
     | TeamListCommand
+    | TeamSetCommand
     | UndoCommand
     | HistoryCommand
     | StatusCommand
+    | LanguageCommand
 )
 
 
@@ -435,6 +489,8 @@ class WordKind(Enum):
     """A ``--word`` (``--dry-run``, ``--reason …``, ``--limit N``)."""
     FILTER = "filter"
     """What ``status`` may list instead of agents: ``hidden``."""
+    SETTING = "setting"
+    """What ``team set`` changes: ``trail``, ``approval-ttl``…"""
 
 
 @dataclass(frozen=True)
@@ -491,6 +547,7 @@ VERBS: _Table = (
     (Lexeme(WordKind.VERB, "undo"), ("undo", "deshacer")),
     (Lexeme(WordKind.VERB, "history"), ("history", "historial")),
     (Lexeme(WordKind.VERB, "status"), ("status", "estado")),
+    (Lexeme(WordKind.VERB, "lang"), ("lang", "language", "idioma", "lenguaje")),
 )
 """Words that lead a command (an alias may be several words, matched word by word)."""
 
@@ -500,6 +557,7 @@ TEAM_VERBS: _Table = (
     (Lexeme(WordKind.TEAM_VERB, "remove"), ("remove", "quitar")),
     (Lexeme(WordKind.TEAM_VERB, "show"), ("show", "ver", "mostrar")),
     (Lexeme(WordKind.TEAM_VERB, "list"), ("list", "listar")),
+    (Lexeme(WordKind.TEAM_VERB, "set"), ("set", "configurar")),
 )
 """Words that follow ``team``."""
 
@@ -547,6 +605,32 @@ value may follow ``=`` (``--limit=50``)."""
 STATUS_WORDS: _Table = ((Lexeme(WordKind.FILTER, "hidden"), ("hidden", "ocultos", "ocultas")),)
 """Words ``status`` takes instead of agents."""
 
+TEAM_SETTINGS: tuple[tuple[TeamSetting, tuple[str, ...]], ...] = (
+    (
+        TeamSetting.APPROVALS_CHANNEL,
+        ("approvals-channel", "approvals", "canal-aprobaciones", "aprobaciones"),
+    ),
+    (TeamSetting.SELF_APPROVAL, ("self-approval", "autoaprobación", "auto-aprobación")),
+    (TeamSetting.APPROVAL_BUTTONS, ("approval-buttons", "botones-aprobación")),
+    (TeamSetting.APPROVAL_OVER, ("approval-over", "aprobación-sobre")),
+    (TeamSetting.TWO_APPROVERS, ("two-approvers", "dos-aprobadores")),
+    (TeamSetting.APPROVAL_TTL, ("approval-ttl", "vigencia-aprobación", "vigencia")),
+    (TeamSetting.TRAIL, ("trail", "rastro")),
+)
+"""The settings of ``team set``, as (setting, aliases). They are words only after ``team set
+<name>``, so they are not reserved: a team may be called ``trail``."""
+
+_SWITCH_WORDS: Mapping[str, bool] = {
+    **dict.fromkeys(("on", "yes", "si", "true", "enabled", "activado", "activar"), True),
+    **dict.fromkeys(("off", "no", "false", "disabled", "desactivado", "desactivar"), False),
+}
+"""The values of an on/off setting (normalized)."""
+
+_UNSET_WORDS: frozenset[str] = frozenset(
+    ("none", "off", "no", "default", "ninguno", "ninguna", "nada")
+)
+"""Values that clear a setting: no buttons, no limit, the default TTL, the team's own channel."""
+
 DURATION_UNITS: tuple[tuple[int, tuple[str, ...]], ...] = (
     (1, ("s", "sec", "secs", "second", "seconds", "seg", "segs", "segundo", "segundos")),
     (60, ("m", "min", "mins", "minute", "minutes", "minuto", "minutos")),
@@ -583,6 +667,9 @@ _ROLES, _ROLE_SPELLING = _build_lexicon(ROLE_WORDS)
 _OPTIONS, _OPTION_SPELLING = _build_lexicon(OPTIONS)
 _FLAGS, _FLAG_SPELLING = _build_lexicon(FLAGS)
 _STATUS_WORDS, _STATUS_SPELLING = _build_lexicon(STATUS_WORDS)
+_SETTINGS, _SETTING_SPELLING = _build_lexicon(
+    tuple((Lexeme(WordKind.SETTING, setting), aliases) for setting, aliases in TEAM_SETTINGS)
+)
 _UNITS: Mapping[str, int] = {
     normalize(alias): seconds for seconds, aliases in DURATION_UNITS for alias in aliases
 }
@@ -1050,6 +1137,9 @@ hours) — it reverts by itself when the time is up; `--dry-run` (`--simular`) �
 it would make, and make none; `--reason "…"` (`--motivo`) — why, required when you request a \
 change
 • `{COMMAND} undo` (`deshacer`) — revert your last change
+• *approval:* a change that needs it (your role is `requester`, or its team's policy says so) \
+is posted as a request in the team's approvals channel, with Approve and Reject buttons; it \
+needs `--reason "…"`, runs once approved, and expires if nobody approves it in time
 
 *Examples:*
 • `{COMMAND} hide disposition 1001`
@@ -1067,7 +1157,9 @@ change
 `{COMMAND} history team:ventas --limit 50` or `{COMMAND} history 1001`
 • `{COMMAND} status 1001` (`estado`) — the last known state of each button of agents or teams \
 (`{COMMAND} status team:ventas`); `{COMMAND} status hidden` (`estado ocultos`) — the agents \
-with hidden buttons now""",
+with hidden buttons now
+• `{COMMAND} lang es` (`idioma`) — agentbox answers you in Spanish (`es`) or English (`en`); \
+`{COMMAND} lang auto` follows your Slack language again""",
     Section.GRANTS: f"""*Roles:* `admin` (`administrador`) may do everything; `supervisor` changes \
 its teams' agents; `requester` (`solicitante`) asks for changes that need approval; `viewer` \
 (`observador`, `lector`) only looks. Pick people and user groups from Slack's autocomplete.
@@ -1086,7 +1178,13 @@ or group's""",
 `channels:#ventas,#ventas-sup` (the only channels its changes are accepted from), \
 `operation:default` (its wolkvox operation)
 • `{COMMAND} team add ventas 1051-1060` (`agregar`, `añadir`), \
-`{COMMAND} team remove ventas 1001` (`quitar`)""",
+`{COMMAND} team remove ventas 1001` (`quitar`)
+• `{COMMAND} team set ventas approval-buttons hungup` (`equipo configurar`) — one setting at a \
+time: `approvals-channel #c` (or `none`: the team's channel), `self-approval on|off`, \
+`approval-buttons hungup,dial` (changes to them always need approval; `none`), \
+`approval-over 20` (changes to more of its agents need approval; `off`), `two-approvers hungup` \
+(two distinct approvers; `none`), `approval-ttl 45m` (how long a request waits; `default`), \
+`trail on|off` (a line in its channel for each change)""",
 }
 
 _FOOTER = f"`{COMMAND} help` shows this message."
@@ -1988,7 +2086,7 @@ def _parse_whoami(verb: str, args: Sequence[Token]) -> Parsed:
     return WhoamiCommand()
 
 
-_TEAM_ACTIONS = "`create`, `add`, `remove`, `show` or `list`"
+_TEAM_ACTIONS = "`create`, `add`, `remove`, `show` or `list` (or `set` a team's settings)"
 
 
 def _parse_team(verb: str, args: Sequence[Token]) -> Parsed:
@@ -2020,6 +2118,7 @@ def _parse_team(verb: str, args: Sequence[Token]) -> Parsed:
         "add": "ventas 1051-1060",
         "remove": "ventas 1001",
         "show": "ventas",
+        "set": "ventas trail off",
     }
     example = _example(said, examples[action])
     if not rest:
@@ -2033,6 +2132,8 @@ def _parse_team(verb: str, args: Sequence[Token]) -> Parsed:
         return TeamShowCommand(name)
     if action == "create":
         return _parse_team_create(said, name, rest[1:])
+    if action == "set":
+        return _parse_team_set(said, name, rest[1:])
     usage = _Usage(said, example, (), "after the team's name come only agent ids and ranges")
     agents = _members(rest[1:], usage)
     if isinstance(agents, ParseError):
@@ -2158,6 +2259,114 @@ def _parse_team_create(said: str, name: str, tokens: Sequence[Token]) -> Parsed:
         change_channels=tuple(change_channels) if change_channels is not None else None,
         operation=operation,
     )
+
+
+_SETTING_EXAMPLES: Mapping[TeamSetting, str] = {
+    TeamSetting.APPROVALS_CHANNEL: "approvals-channel #ventas-sup",
+    TeamSetting.SELF_APPROVAL: "self-approval on",
+    TeamSetting.APPROVAL_BUTTONS: "approval-buttons hungup,dial",
+    TeamSetting.APPROVAL_OVER: "approval-over 20",
+    TeamSetting.TWO_APPROVERS: "two-approvers hungup",
+    TeamSetting.APPROVAL_TTL: "approval-ttl 45m",
+    TeamSetting.TRAIL: "trail off",
+}
+_SETTING_LIST = ", ".join(f"`{setting.value}`" for setting in TeamSetting)
+MAX_APPROVAL_TTL_MINUTES = 24 * 60
+
+
+def _parse_team_set(said: str, name: str, tokens: Sequence[Token]) -> Parsed:
+    """``team set <name> <setting> <value>``: one setting per command."""
+    if not tokens:
+        return _error(
+            f"Say which setting: {_SETTING_LIST}, like {_example(said, name, 'approval-ttl 45m')}."
+        )
+    head, values = tokens[0], tokens[1:]
+    lexeme = _SETTINGS.get(head.norm) if head.plain else None
+    if lexeme is None:
+        suggestion = _closest(head.norm, _SETTING_SPELLING) if head.plain else None
+        message = f"{_quote(head.shown)} is not a team setting"
+        message += f" — did you mean `{suggestion}`?" if suggestion else "."
+        message += f" The settings are {_SETTING_LIST}."
+        return _error(message, word=head.raw, suggestion=suggestion)
+    setting = TeamSetting(lexeme.canonical)
+    typed = _SETTING_SPELLING[head.norm]
+    example = _example(said, name, _SETTING_EXAMPLES[setting])
+    value = _setting_value(setting, typed, values, example)
+    if isinstance(value, ParseError):
+        return value
+    return TeamSetCommand(name, setting, value)
+
+
+def _setting_value(
+    setting: TeamSetting, typed: str, values: Sequence[Token], example: str
+) -> TeamSettingValue | ParseError:
+    words = [token.norm for token in values if token.plain]
+    unset = len(values) == 1 and words == [values[0].norm] and words[0] in _UNSET_WORDS
+    if not values:
+        return _error(f"Say the value of `{typed}`, like {example}.")
+    if setting in (TeamSetting.TRAIL, TeamSetting.SELF_APPROVAL):
+        if len(values) == 1 and values[0].plain and values[0].norm in _SWITCH_WORDS:
+            return _SWITCH_WORDS[values[0].norm]
+        return _error(
+            f"`{typed}` is `on` or `off`, not {_quote(' '.join(t.shown for t in values))}: "
+            f"like {example}.",
+            word=values[0].raw,
+        )
+    if setting is TeamSetting.APPROVALS_CHANNEL:
+        if unset:
+            return None
+        ref = values[0].mention.ref if values[0].mention is not None else None
+        if len(values) == 1 and isinstance(ref, ChannelRef):
+            return ref
+        if len(values) > 1:
+            return _error(f"A team has one approvals channel, like {example}.", word=values[1].raw)
+        return _not_a_channel(values[0])
+    if setting in (TeamSetting.APPROVAL_BUTTONS, TeamSetting.TWO_APPROVERS):
+        if unset:
+            return ()
+        chosen: set[Button] = set()
+        for token in values:
+            lexeme = _LEXICON.get(token.norm) if token.plain else None
+            if lexeme is None or lexeme.kind is not WordKind.BUTTON:
+                suggestion = _closest(token.norm, _BUTTON_SPELLING) if token.plain else None
+                message = f"{_quote(token.shown)} is not a button"
+                message += f" — did you mean `{suggestion}`?" if suggestion else "."
+                message += (
+                    f" `{typed}` takes `dial`, `disposition`, `hungup` or `all` (or `none`), "
+                    f"like {example}."
+                )
+                return _error(message, word=token.raw, suggestion=suggestion)
+            chosen.update(lexeme.buttons)
+        return tuple(b for b in _ALL_BUTTONS if b in chosen)
+    if setting is TeamSetting.APPROVAL_OVER:
+        if unset:
+            return None
+        if len(values) == 1 and values[0].plain and _ID.fullmatch(values[0].raw):
+            number = int(values[0].raw) if len(values[0].raw) <= 6 else MAX_AGENTS + 1
+            if number <= MAX_AGENTS:
+                return number
+        return _error(
+            f"`{typed}` takes a number of agents from 0 to {MAX_AGENTS} (or `off`), not "
+            f"{_quote(' '.join(t.shown for t in values))}: like {example}.",
+            word=values[0].raw,
+        )
+    if unset:
+        return None
+    joined = "".join(words) if len(words) == len(values) else ""
+    seconds = _word_seconds(joined) if joined else None
+    shown = _quote(" ".join(t.shown for t in values))
+    if seconds is None or seconds % 60:
+        return _error(
+            f"`{typed}` takes whole minutes or hours, like `45m` or `2h` (or `default`), not "
+            f"{shown}: like {example}.",
+            word=values[0].raw,
+        )
+    if not 1 <= seconds // 60 <= MAX_APPROVAL_TTL_MINUTES:
+        return _error(
+            f"{shown} is out of range: a request waits from 1 minute to 24 hours.",
+            word=values[0].raw,
+        )
+    return seconds // 60
 
 
 def _parse_undo(verb: str, args: Sequence[Token]) -> Parsed:
@@ -2317,6 +2526,43 @@ def _parse_status(verb: str, args: Sequence[Token]) -> Parsed:
     return StatusCommand(query.agents, query.teams)
 
 
+LANGUAGE_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("en", ("en", "english", "inglés")),
+    ("es", ("es", "español", "spanish", "castellano")),
+    (AUTOMATIC_LANGUAGE, ("auto", "automático", "slack")),
+)
+"""What ``lang`` takes, as (value, aliases)."""
+
+_LANGUAGES: Mapping[str, str] = {
+    normalize(alias): value for value, aliases in LANGUAGE_WORDS for alias in aliases
+}
+
+
+def _parse_lang(verb: str, args: Sequence[Token]) -> Parsed:
+    if not args:
+        return LanguageCommand()
+    word = args[0]
+    language = _LANGUAGES.get(word.norm) if word.plain else None
+    if language is None:
+        return ParseError(
+            _(
+                "agentbox speaks `en` (English) and `es` (español), not {word}. Say {example}, "
+                "or {auto} to follow your Slack language again."
+            ).format(
+                word=_quote(word.shown), example=_example(verb, "es"), auto=_example(verb, "auto")
+            ),
+            word=word.raw,
+        )
+    if len(args) > 1:
+        return ParseError(
+            _("{verb} takes one language, like {example}; {word} has no place in it.").format(
+                verb=f"`{verb}`", example=_example(verb, "es"), word=_quote(args[1].shown)
+            ),
+            word=args[1].raw,
+        )
+    return LanguageCommand(language)
+
+
 _PARSERS = {
     "grant": _parse_grant,
     "revoke": _parse_revoke,
@@ -2326,6 +2572,7 @@ _PARSERS = {
     "undo": _parse_undo,
     "history": _parse_history,
     "status": _parse_status,
+    "lang": _parse_lang,
 }
 _TOPICS = {
     "grant": Section.GRANTS,
@@ -2336,6 +2583,7 @@ _TOPICS = {
     "undo": Section.CHANGE,
     "history": Section.VIEWER,
     "status": Section.VIEWER,
+    "lang": Section.VIEWER,
 }
 
 

@@ -30,6 +30,18 @@ class OperationRecord:
 
 
 @dataclass(frozen=True)
+class TeamPolicy:
+    """A team's trail switch and approval policy (see the ``teams`` columns in storage/models)."""
+
+    trail_enabled: bool = True
+    self_approval: bool = False
+    approval_buttons: tuple[str, ...] = ()
+    approval_over_agents: int | None = None
+    two_approvers_buttons: tuple[str, ...] = ()
+    approval_ttl_minutes: int | None = None
+
+
+@dataclass(frozen=True)
 class TeamRecord:
     name: str
     operation: str
@@ -37,6 +49,7 @@ class TeamRecord:
     approvals_channel_id: str | None
     change_channels: tuple[str, ...]
     agents: tuple[str, ...]
+    policy: TeamPolicy = TeamPolicy()
 
 
 @dataclass(frozen=True)
@@ -68,6 +81,14 @@ def _team_record(team: Team) -> TeamRecord:
         change_channels=_split(team.change_channels) or (),
         agents=tuple(
             sorted((member.agent_id for member in team.agents), key=lambda a: (int(a), a))
+        ),
+        policy=TeamPolicy(
+            trail_enabled=team.trail_enabled,
+            self_approval=team.self_approval,
+            approval_buttons=_split(team.approval_buttons) or (),
+            approval_over_agents=team.approval_over_agents,
+            two_approvers_buttons=_split(team.two_approvers_buttons) or (),
+            approval_ttl_minutes=team.approval_ttl_minutes,
         ),
     )
 
@@ -249,8 +270,31 @@ class Directory:
             )
             add_audit(session, audit)
 
-    async def _team_for_update(self, session: AsyncSession, name: str) -> Team:
-        team = await session.scalar(select(Team).where(Team.name == name))
+    async def configure_team(
+        self, name: str, change: Callable[[TeamRecord], TeamRecord], *, audit: AuditEntry
+    ) -> TeamRecord:
+        """Set a team's approvals channel and policy to ``change(team as it is now)``, in one
+        transaction with the team's row locked, so two admins setting two keys keep both."""
+        async with self._writing() as session:
+            team = await self._team_for_update(session, name, lock=True)
+            await session.refresh(team, ["agents"])
+            wanted = change(_team_record(team))
+            team.approvals_channel_id = wanted.approvals_channel_id
+            team.trail_enabled = wanted.policy.trail_enabled
+            team.self_approval = wanted.policy.self_approval
+            team.approval_buttons = _join(wanted.policy.approval_buttons) or None
+            team.approval_over_agents = wanted.policy.approval_over_agents
+            team.two_approvers_buttons = _join(wanted.policy.two_approvers_buttons) or None
+            team.approval_ttl_minutes = wanted.policy.approval_ttl_minutes
+            add_audit(session, audit)
+            await session.flush()
+            return _team_record(team)
+
+    async def _team_for_update(
+        self, session: AsyncSession, name: str, *, lock: bool = False
+    ) -> Team:
+        statement = select(Team).where(Team.name == name)
+        team = await session.scalar(statement.with_for_update() if lock else statement)
         if team is None:
             raise DirectoryError(f"There is no team named `{name}`.")
         return team

@@ -238,3 +238,11 @@ async def test_an_unusable_token_fails_the_rest_without_sending_them(agentbox: H
     assert len(agentbox.simulator.calls) == 1, "one answer shows the token is refused"
     summary = agentbox.last_message().text
     assert "0/30 done, 30 failed" in summary and "invalid or expired" in summary
+
+
+async def test_the_ack_names_the_teams_and_agents_asked_for(agentbox: Harness) -> None:
+    await agentbox.slash("team create ventas 1001-1003 <#CVENTAS>")
+
+    text = ack_text(await agentbox.slash("hide dial team:ventas 1005"))
+
+    assert "team `ventas` and agent 1005" in text and "4 calls" in text
