@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot import render
+from bot import approvals, home, render
+from bot.language import language_middleware
+from bot.oauth import in_workspace, team_middleware
 from bot.progress import SlackProgress
 from bot.services import Services
+from commands.approvals import Requested
 from commands.changes import (
     Accepted,
+    ChangeReport,
     DryRun,
     Duplicate,
     NeedsConfirmation,
@@ -42,7 +47,12 @@ def build_app(services: Services) -> AsyncApp:
         # dispatcher and the progress is followed in a background task, so there is nothing to
         # gain from Bolt's ack-polling mode.
         process_before_response=True,
+        # Several workspaces (OAuth): each request is authorized with its workspace's bot token.
+        oauth_flow=services.oauth_flow,
     )
+    if services.oauth_flow is not None:
+        app.use(team_middleware)  # what it starts posts with its workspace's token
+    app.use(language_middleware(services.languages))  # each request in its user's language
 
     @app.command(COMMAND)
     async def agentbox_command(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
@@ -109,26 +119,72 @@ def build_app(services: Services) -> AsyncApp:
                 {"replace_original": cancelled, **render.message(text)}
             )
 
+    # App Home, the "Change agent buttons" modal and the Workflow Builder step (they use this
+    # module's helpers, so they are imported here).
+    from bot import change_modal, workflow_step
+
+    approvals.register(app, services)
+    home.register(app, services)
+    change_modal.register(app, services)
+    workflow_step.register(app, services)
     return app
 
 
-async def _load_and_follow(services: Services, client: AsyncWebClient, change_id: int) -> None:
+async def _load_and_follow(
+    services: Services, client: AsyncWebClient, change_id: int
+) -> ChangeReport | None:
     try:
         record = await services.changes.load(change_id)
     except Exception:
         # The change is recorded; with no reporter it is adopted when its lease runs out.
         log.exception("could not load change %s to follow it", change_id)
-        return
-    if record is not None:
-        await services.changes.follow(change_id, _listener(services, client, record))
+        return None
+    if record is None:
+        return None
+    with in_workspace(record.requester.team_id):  # multi-workspace: post with its team's token
+        return await home.refreshed_after(
+            services,
+            client,
+            services.changes.follow(change_id, _listener(services, client, record)),
+        )
+
+
+def start_change(
+    services: Services,
+    client: AsyncWebClient,
+    result: Accepted,
+    *,
+    first: Callable[[], Awaitable[None]] | None = None,
+    then: Callable[[ChangeReport | None], Awaitable[None]] | None = None,
+) -> None:
+    """Send an accepted change's calls and follow its progress, in the background.
+
+    ``first`` runs before anything is reported (the modal's acknowledgement); ``then`` gets the
+    summary, or None when this process stopped following (shutdown, another replica took over).
+    """
+    for operation in result.operations:
+        services.dispatcher.wake(operation)
+
+    async def run() -> None:
+        if first is not None:
+            try:
+                await first()
+            except Exception:
+                log.exception("could not acknowledge change %s", result.change_id)
+        report = await _load_and_follow(services, client, result.change_id)
+        if then is not None:
+            await then(report)
+
+    services.tasks.spawn(run(), name=f"change-{result.change_id}")
 
 
 def follow_change(services: Services, client: AsyncWebClient, record: ChangeRecord) -> None:
     """Report a recorded change's progress into its Slack message, in the background."""
-    services.tasks.spawn(
-        services.changes.follow(record.id, _listener(services, client, record)),
-        name=f"change-{record.id}",
-    )
+    following = services.changes.follow(record.id, _listener(services, client, record))
+    with in_workspace(record.requester.team_id):  # multi-workspace: post with its team's token
+        services.tasks.spawn(
+            home.refreshed_after(services, client, following), name=f"change-{record.id}"
+        )
 
 
 def _listener(services: Services, client: AsyncWebClient, record: ChangeRecord) -> SlackProgress:
@@ -146,6 +202,7 @@ def _listener(services: Services, client: AsyncWebClient, record: ChangeRecord) 
         buttons=tuple(Button(button) for button in record.buttons),
         posted=record.progress_message,
         on_posted=remember,
+        languages=services.languages,  # the requester's, whichever task follows the change
     )
 
 
@@ -199,7 +256,7 @@ async def _answer(
 ) -> None:
     """Acknowledge a slash command with its answer, and start what it started."""
     if isinstance(result, HelpCommand):
-        await ack(**render.message((await services.admin.help(requester, result)).text))
+        await ack(**render.paragraphs((await services.admin.help(requester, result)).text))
     elif isinstance(result, ParseError):
         await ack(**render.parse_error(result))
     elif isinstance(result, Refused):
@@ -213,6 +270,11 @@ async def _answer(
         await ack(**render.dry_run(result))
     elif isinstance(result, NeedsConfirmation):
         await ack(**render.needs_confirmation(result, CONFIRM_ACTION, CANCEL_ACTION))
+    elif isinstance(result, Requested):
+        await ack(**render.requested(result))
+        services.tasks.spawn(
+            approvals.post_request(services, client, result), name=f"request-{result.change_id}"
+        )
     else:
         await ack(**render.accepted(result))
         for operation in result.operations:

@@ -7,6 +7,7 @@ port 0 by default) so that agentbox's own slack_sdk client is exercised unchange
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 from collections.abc import Callable
@@ -56,11 +57,28 @@ class FakeSlack:
         self.observer = observer
         self.unpostable_channels: set[str] = set()
         self.web_api_down = False
+        #: While down, answer with a page that echoes the request's Authorization header, as a
+        #: misbehaving proxy might (tests check that no token reaches a log line).
+        self.outage_echoes_credentials = False
+        #: OAuth installs (oauth.v2.access): the app's client id and secret, and each code a
+        #: test hands out with the workspace it installs into (code -> team id).
+        self.oauth_client: tuple[str, str] | None = None
+        self.oauth_codes: dict[str, str] = {}
         #: User groups' members, as usergroups.users.list answers them.
         self.usergroups: dict[str, list[str]] = {}
+        #: Each user's Slack locale (``es-LA``, ``en-US``…), as users.info answers it with
+        #: ``include_locale``; a user not here has none.
+        self.locales: dict[str, str] = {}
         self.calls: list[WebApiCall] = []
         self.messages: dict[tuple[str, str], PostedMessage] = {}
         self.responses: list[dict[str, Any]] = []
+        #: Each user's App Home as last published (views.publish), and every modal opened.
+        self.home_views: dict[str, dict[str, Any]] = {}
+        self.opened_views: list[dict[str, Any]] = []
+        #: Finished workflow steps: function_execution_id -> ("success", outputs) or
+        #: ("error", error), from functions.completeSuccess / functions.completeError.
+        self.function_results: dict[str, tuple[str, Any]] = {}
+        self.ephemerals: list[dict[str, Any]] = []
         self._ts = itertools.count(1)
         self._response_ids = itertools.count(1)
         self._changed = asyncio.Condition()
@@ -130,7 +148,11 @@ class FakeSlack:
         self.calls.append(WebApiCall(method, payload, token))
         if self.web_api_down:
             await self._record("", payload)
-            return web.Response(status=503, text="Service Unavailable")
+            echo = f" (you sent {auth})" if self.outage_echoes_credentials else ""
+            return web.Response(status=503, text=f"Service Unavailable{echo}")
+        if method == "oauth.v2.access":
+            await self._record("", payload)
+            return web.json_response(self._oauth_access(auth, payload))
         answer, kind = self._answer(method, payload)
         await self._record(kind, payload)
         return web.json_response(answer)
@@ -151,6 +173,13 @@ class FakeSlack:
             if group not in self.usergroups:
                 return {"ok": False, "error": "no_such_subteam"}, ""
             return {"ok": True, "users": self.usergroups[group]}, ""
+        if method == "users.info":
+            user_id = str(payload.get("user", ""))
+            user: dict[str, Any] = {"id": user_id}
+            include = str(payload.get("include_locale", "")).lower() in ("1", "true")
+            if include and user_id in self.locales:
+                user["locale"] = self.locales[user_id]
+            return {"ok": True, "user": user}, ""
         if method == "conversations.open":
             return {"ok": True, "channel": {"id": f"D_{payload.get('users', 'X')}"}}, ""
         if method == "chat.postMessage":
@@ -166,13 +195,65 @@ class FakeSlack:
                 return {"ok": False, "error": "message_not_found"}, ""
             self.messages[key].history.append(payload)
             return {"ok": True, "channel": key[0], "ts": key[1]}, "updated"
+        if method == "chat.postEphemeral":
+            self.ephemerals.append(payload)
+            return {"ok": True, "message_ts": f"{1_700_000_000 + next(self._ts)}.000100"}, ""
+        if method in ("views.open", "views.publish", "views.update"):
+            view = _json(payload.get("view"))
+            if not isinstance(view, dict):
+                return {"ok": False, "error": "invalid_arguments"}, ""
+            view = {**view, "id": str(payload.get("view_id") or f"V{next(self._ts)}")}
+            if method == "views.publish":
+                self.home_views[str(payload.get("user_id", ""))] = view
+            elif method == "views.open":
+                self.opened_views.append(view)
+            return {"ok": True, "view": view}, ""
+        if method in ("functions.completeSuccess", "functions.completeError"):
+            execution = str(payload.get("function_execution_id", ""))
+            if not execution or execution in self.function_results:
+                return {"ok": False, "error": "function_execution_not_found"}, ""
+            self.function_results[execution] = (
+                ("success", _json(payload.get("outputs")))
+                if method == "functions.completeSuccess"
+                else ("error", payload.get("error"))
+            )
+            return {"ok": True}, ""
         return {"ok": True}, ""
+
+    def _oauth_access(self, auth: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Exchange a code for a bot token, as Slack does: the app authenticates with HTTP Basic
+        (client id and secret); the token is ``xoxb-<team>-fake``."""
+        if (
+            self.oauth_client is None
+            or auth != "Basic " + base64.b64encode(":".join(self.oauth_client).encode()).decode()
+        ):
+            return {"ok": False, "error": "invalid_client_id"}
+        team = self.oauth_codes.pop(str(payload.get("code", "")), None)
+        if team is None:
+            return {"ok": False, "error": "invalid_code"}
+        return {
+            "ok": True,
+            "app_id": "A_AGENTBOX",
+            "authed_user": {"id": "U_INSTALLER"},
+            "scope": "commands,chat:write",
+            "token_type": "bot",
+            "access_token": f"xoxb-{team}-fake",
+            "bot_user_id": "U_AGENTBOX",
+            "team": {"id": team, "name": f"Workspace {team}"},
+            "enterprise": None,
+            "is_enterprise_install": False,
+        }
 
     async def _response_url(self, request: web.Request) -> web.Response:
         payload = await _payload(request)
         self.responses.append(payload)
         await self._record("response", payload)
         return web.Response(text="ok")
+
+
+def _json(value: Any) -> Any:
+    """A JSON argument as slack_sdk sends it: already decoded (JSON body) or a string (form)."""
+    return json.loads(value) if isinstance(value, str) else value
 
 
 async def _payload(request: web.Request) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
@@ -95,6 +96,91 @@ class Harness:
             "container": {"type": "message"},
         }
         return await self.post(urlencode({"payload": json.dumps(payload)}))
+
+    async def shortcut(self, callback_id: str, *, user: str = ADMIN) -> httpx.Response:
+        """POST a signed global ``shortcut`` payload, as Slack sends one from its search bar."""
+        payload = {
+            "type": "shortcut",
+            "callback_id": callback_id,
+            "user": {"id": user, "team_id": "T_FAKE"},
+            "team": {"id": "T_FAKE"},
+            "trigger_id": f"{int(time.time())}.{secrets.token_hex(6)}",
+            "action_ts": f"{time.time():.6f}",
+            "api_app_id": "A_AGENTBOX",
+            "token": "x",
+        }
+        return await self.post(urlencode({"payload": json.dumps(payload)}))
+
+    async def view_submission(
+        self, view: dict[str, Any], values: dict[str, Any], *, user: str = ADMIN
+    ) -> httpx.Response:
+        """POST a signed ``view_submission`` of ``view`` (as opened) with ``values`` as its
+        ``state.values``; the response is the app's ``response_action`` (or empty: closed)."""
+        payload = {
+            "type": "view_submission",
+            "user": {"id": user, "team_id": "T_FAKE"},
+            "team": {"id": "T_FAKE"},
+            "view": {**view, "state": {"values": values}, "hash": secrets.token_hex(6)},
+            "trigger_id": f"{int(time.time())}.{secrets.token_hex(6)}",
+            "api_app_id": "A_AGENTBOX",
+            "token": "x",
+            "response_urls": [],
+        }
+        return await self.post(urlencode({"payload": json.dumps(payload)}))
+
+    async def event(
+        self, event: dict[str, Any], *, event_id: str | None = None, retry: int = 0
+    ) -> httpx.Response:
+        """POST a signed Events API ``event_callback`` (JSON) as Slack delivers it; ``retry``:
+        Slack's retry number (``X-Slack-Retry-Num``) for a delivery sent again."""
+        body = json.dumps(
+            {
+                "token": "x",
+                "team_id": "T_FAKE",
+                "api_app_id": "A_AGENTBOX",
+                "type": "event_callback",
+                "event": event,
+                "event_id": event_id or f"Ev{secrets.token_hex(5).upper()}",
+                "event_time": int(time.time()),
+            }
+        )
+        headers = signed_headers(body, self.signing_secret) | {"Content-Type": "application/json"}
+        if retry:
+            headers |= {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"}
+        return await self.http.post(SLACK_EVENTS_PATH, content=body, headers=headers)
+
+    async def app_home_opened(
+        self, *, user: str = ADMIN, event_id: str | None = None, retry: int = 0
+    ) -> httpx.Response:
+        event = {
+            "type": "app_home_opened",
+            "user": user,
+            "channel": f"D_{user}",
+            "tab": "home",
+            "event_ts": f"{time.time():.6f}",
+        }
+        return await self.event(event, event_id=event_id, retry=retry)
+
+    async def function_executed(
+        self,
+        callback_id: str,
+        inputs: dict[str, Any],
+        *,
+        execution_id: str | None = None,
+        event_id: str | None = None,
+        retry: int = 0,
+    ) -> httpx.Response:
+        """A custom workflow step (``app.function``) run by a workflow."""
+        event = {
+            "type": "function_executed",
+            "function": {"id": "Fn0AGENTBOX", "callback_id": callback_id, "type": "app"},
+            "inputs": inputs,
+            "function_execution_id": execution_id or f"Fx{secrets.token_hex(5).upper()}",
+            "workflow_execution_id": f"Wx{secrets.token_hex(5).upper()}",
+            "event_ts": f"{time.time():.6f}",
+            "bot_access_token": "xwfp-workflow-token",
+        }
+        return await self.event(event, event_id=event_id, retry=retry)
 
     async def post(
         self, body: str, *, signed: bool = True, timestamp: int | None = None
