@@ -2,44 +2,70 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
 import socket
 from dataclasses import dataclass, field
 
+from slack_bolt.oauth.async_oauth_flow import AsyncOAuthFlow
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.engine import make_url
 
+from bot import approvals as approval_messages
+from bot import oauth
 from bot.groups import SlackGroups
+from bot.language import Languages
 from bot.settings import Settings
 from bot.tasks import TaskGroup
 from commands.access import Access
 from commands.admin import AdminService
+from commands.approvals import ApprovalService
 from commands.changes import ChangeService
 from commands.clock import Clock, system_clock
+from commands.languages import LanguageChoices
 from commands.operations import Operations
 from commands.overview import Overview
 from commands.reads import Reads
 from commands.snapshot import Snapshots
 from commands.timed import TimedChanges
 from storage import migrate
+from storage.approvals import ApprovalStore
 from storage.changes import ChangeStore
 from storage.database import Database
 from storage.directory import Directory
 from storage.history import History
 from storage.queue import CallQueue
 from storage.secrets import TokenCipher
+from storage.settings_store import UserSettings
 from storage.signals import Signals
 from storage.slots import SlotLocks
 from wolkvox.client import CALL_DEADLINE_SECONDS, WolkvoxClient
 from wolkvox.dispatcher import Dispatcher
 from wolkvox.model import Credentials
+from wolkvox.redaction import register_secret
 from wolkvox.retrying import RetryPolicy
 
 log = logging.getLogger(__name__)
 
 #: How long shutdown waits for calls in flight before handing them back.
 SHUTDOWN_GRACE_SECONDS = 10.0
+
+
+def register_settings_secrets(settings: Settings) -> None:
+    """Keep the credentials in the settings out of every log line (bot/logs.py)."""
+    secrets_ = (
+        settings.slack_bot_token,
+        settings.slack_signing_secret,
+        settings.slack_app_token,
+        settings.slack_client_secret,
+        settings.wolkvox_token,
+        make_url(settings.database_url).password,
+        *settings.agentbox_encryption_keys,
+    )
+    for secret in secrets_:
+        register_secret(str(secret) if secret is not None else None)
 
 
 def new_replica_id() -> str:
@@ -68,6 +94,13 @@ class Services:
     clock: Clock = system_clock
     #: What App Home and the change modal show a user (set by ``create``).
     overview: Overview = field(init=False)
+    #: Approval requests (set by ``create``); ``start`` runs their expiry sweep.
+    approvals: ApprovalService = field(init=False)
+    #: Which language each user reads (set by ``create``; bot/language.py).
+    languages: Languages = field(init=False)
+    _sweeper: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+    #: The install flow when agentbox is installed by OAuth in several workspaces (bot/oauth.py).
+    oauth_flow: AsyncOAuthFlow | None = field(default=None, init=False)
 
     @classmethod
     async def create(
@@ -79,6 +112,7 @@ class Services:
         clock: Clock = system_clock,
     ) -> Services:
         replica_id = new_replica_id()
+        register_settings_secrets(settings)
         database = Database(settings.database_url)
         if settings.agentbox_migrate_on_start:
             await migrate.upgrade(database)
@@ -96,7 +130,12 @@ class Services:
         operations = Operations(default, directory, concurrency=settings.wolkvox_concurrency)
         if keys:
             await operations.refresh()
-        slack = AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
+        installed = oauth.installations(settings, database)
+        slack = (
+            oauth.WorkspaceClient(installed, base_url=settings.slack_api_url)
+            if installed is not None
+            else AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
+        )
         snapshots = Snapshots(directory)
         access = Access(snapshots, SlackGroups(slack), settings.agentbox_admins)
         wolkvox = WolkvoxClient(settings.wolkvox_base_url, deadline=wolkvox_deadline)
@@ -113,6 +152,15 @@ class Services:
             concurrency_for=operations.concurrency_for,
             refresh_credentials=operations.refresh if keys else None,
         )
+        approvals = ApprovalService(
+            ApprovalStore(database, signals, store),
+            access,
+            snapshots,
+            replica_id=replica_id,
+            lease=settings.agentbox_reporter_lease_seconds,
+            clock=clock,
+            default_ttl_minutes=settings.agentbox_approval_ttl_minutes,
+        )
         changes = ChangeService(
             store,
             queue,
@@ -123,6 +171,7 @@ class Services:
             replica_id=replica_id,
             concurrency=settings.wolkvox_concurrency,
             lease=settings.agentbox_reporter_lease_seconds,
+            approvals=approvals,
         )
         timed = TimedChanges(
             store,
@@ -131,30 +180,47 @@ class Services:
             lease=settings.agentbox_reporter_lease_seconds,
             clock=clock,
         )
+        user_settings = UserSettings(database)
         services = cls(
             settings, replica_id, database, signals, slots, queue, store, operations, directory,
             slack, wolkvox, dispatcher, changes,
             AdminService(
                 directory, access, operations, snapshots,
                 Reads(History(database), access, snapshots),
+                LanguageChoices(user_settings),
             ), TaskGroup(), timed, clock,
         )  # fmt: skip
-        services.overview = Overview(
-            access, snapshots, Reads(History(database), access, snapshots)
-        )
+        services.languages = Languages(user_settings, slack, settings.agentbox_language)
+        services.overview = Overview(access, snapshots, Reads(History(database), access, snapshots))
+        services.approvals = approvals
+        if installed is not None:
+            services.oauth_flow = oauth.oauth_flow(settings, database, installed)
         return services
 
     async def start(self) -> None:
-        """Listen for other replicas and serve every operation that has calls waiting."""
+        """Listen for other replicas and serve every operation that has calls waiting; expire
+        approval requests as their time comes."""
         await self.signals.start()
         for operation in {*self.operations.names, *await self.queue.operations_with_work()}:
             self.dispatcher.serve(operation)
+        self._sweeper = asyncio.create_task(
+            approval_messages.sweep_forever(self), name="approval-expiry"
+        )
+
+    async def sweep_requests(self) -> int:
+        """Expire the approval requests whose time is up now (by ``clock``), update their
+        messages and tell their requesters; how many. The background sweep calls it too."""
+        return await approval_messages.expire_requests(self)
 
     async def aclose(self, grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
         """Stop sending calls (in-flight ones get ``grace`` seconds), hand changes over, close."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
         await self.dispatcher.aclose(grace)
         self.changes.stop_following()
         await self.tasks.aclose(grace)
+        await self.languages.aclose()
         await self.slots.aclose()
         await self.signals.aclose()
         await self.wolkvox.aclose()
