@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONSOLE_USER ?= U_CONSOLE
 
-.PHONY: run test lint bench install clean
+.PHONY: run test lint bench install clean messages
 
 $(BIN)/agentbox: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,19 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# The benchmarks against agentbox's limits (about 12 minutes): prints the table and writes
+# bench/report/REPORT.md with its PNG plots and results.json. BENCH_ARGS="--quick" for a smoke run.
 bench: install
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# Extract every _("…") of the app (babel.cfg) into the Spanish catalog: new strings come in empty
+# or fuzzy, removed ones go. Then translate them in locale/es/LC_MESSAGES/agentbox.po; the app reads
+# the .po itself (no compile step), and tests/test_i18n.py fails while one is missing.
+messages: install
+	pot=$$(mktemp) && trap 'rm -f "$$pot"' EXIT && \
+	$(BIN)/pybabel extract -F babel.cfg --add-location=file --sort-by-file --no-wrap \
+		-c TRANSLATORS: --project=agentbox -o "$$pot" . && \
+	$(BIN)/pybabel update -i "$$pot" -d locale -D agentbox --no-wrap --ignore-obsolete --init-missing -l es
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

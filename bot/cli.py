@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import re
 import sys
@@ -14,7 +13,9 @@ from typing import TYPE_CHECKING, TypeVar
 
 import click
 
+from bot.logs import LOG_FORMATS, configure_logging, log_format_from_env
 from bot.settings import Settings
+from commands.i18n import LANGUAGES
 from storage.secrets import SecretsError
 
 if TYPE_CHECKING:
@@ -36,19 +37,21 @@ def _settings() -> Settings:
     default=None,
     help="DEBUG, INFO, WARNING… (default INFO; WARNING for the console, whose output is the chat)",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS),
+    default=None,
+    help="text or json lines on standard error (default: AGENTBOX_LOG_FORMAT, else text)",
+)
 @click.pass_context
-def main(ctx: click.Context, log_level: str | None) -> None:
+def main(ctx: click.Context, log_level: str | None, log_format: str | None) -> None:
     """agentbox: show or hide wolkvox softphone buttons from Slack."""
     if log_level is None:
         log_level = "WARNING" if ctx.invoked_subcommand == "console" else "INFO"
-    logging.basicConfig(
-        level=log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # One line per wolkvox request at INFO is noise; agentbox logs what matters itself.
-    for noisy in ("httpx", "alembic"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    try:
+        configure_logging(log_level, log_format or log_format_from_env())
+    except ValueError as error:  # a bad AGENTBOX_LOG_FORMAT or --log-level
+        raise click.ClickException(str(error)) from error
 
 
 @main.command()
@@ -73,13 +76,22 @@ def serve(host: str, port: int, with_simulator: bool) -> None:
 
 @main.command()
 @click.option("--user", "user_id", default="U_CONSOLE", show_default=True, help="Slack user ID")
+@click.option(
+    "--lang",
+    "language",
+    type=click.Choice(LANGUAGES),
+    default=None,
+    help="The user's Slack language (their own `/agentbox lang` choice still wins)",
+)
 @click.argument("command", nargs=-1)
-def console(user_id: str, command: tuple[str, ...]) -> None:
+def console(user_id: str, language: str | None, command: tuple[str, ...]) -> None:
     """Type /agentbox commands as a Slack user; COMMAND runs one and exits."""
     from bot.console import run_console
 
     commands = [" ".join(command)] if command else []
-    status = asyncio.run(run_console(_settings(), user_id=user_id, commands=commands))
+    status = asyncio.run(
+        run_console(_settings(), user_id=user_id, commands=commands, language=language)
+    )
     sys.exit(status)
 
 

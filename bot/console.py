@@ -37,11 +37,21 @@ def _strip_command(line: str) -> str:
 class Console:
     """One console session: the app, a fake Slack and (by default) a simulator, all in-process."""
 
-    def __init__(self, settings: Settings, *, user_id: str, out: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        user_id: str,
+        out: Callable[[str], None],
+        language: str | None = None,
+    ) -> None:
+        """``language``: the user's Slack language, as Slack would tell it (users.info)."""
         self.user_id = user_id
         self._out = out
         self._settings = settings
         self.slack = FakeSlack(observer=self._show)
+        if language is not None:
+            self.slack.locales[user_id] = language
         self.simulator: Simulator | None = None
         self._services: Services | None = None
         self._app: Any = None
@@ -109,9 +119,10 @@ async def run_console(
     commands: list[str],
     stdin: TextIO = sys.stdin,
     out: Callable[[str], None] = print,
+    language: str | None = None,
 ) -> int:
     """Run ``commands`` (one-shot) or, when there are none, read lines from ``stdin`` until EOF."""
-    console = Console(settings, user_id=user_id, out=out)
+    console = Console(settings, user_id=user_id, out=out, language=language)
     await console.start()
     status = 0
     try:

@@ -4,13 +4,19 @@ It is posted in the channel where the command was typed and then updated in plac
 a response_url cannot update the ephemeral reply to a slash command. Where the bot may not post
 (a private channel it is not in, someone else's DM) it goes to the user's DM with the app, and if
 the Web API fails altogether, the summary goes back through the command's response_url.
+
+It speaks the requester's language, asked once per change of ``languages`` (bot/language.py), so a
+change followed after a restart, by another replica or as a timed revert reads like one followed
+from its request; the trail lines in teams' channels, read by everyone, are in the default one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -18,12 +24,21 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot import render
 from commands.changes import ChangeReport
+from commands.i18n import current_language, use_language
 from wolkvox.model import Button, Display
 
 log = logging.getLogger(__name__)
 
 #: Progress is shown at most this often; the final summary is always shown.
 MIN_UPDATE_INTERVAL = 1.0
+
+
+class UserLanguages(Protocol):
+    """Who reads which language (bot/language.Languages)."""
+
+    default: str
+
+    async def language_for(self, user_id: str) -> str: ...
 
 
 class SlackProgress:
@@ -42,9 +57,13 @@ class SlackProgress:
         on_posted: Callable[[str, str], Awaitable[None]] | None = None,
         min_interval: float = MIN_UPDATE_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
+        languages: UserLanguages | None = None,
     ) -> None:
         """``posted``: the (channel, ts) of the message if an earlier process already posted it;
-        ``on_posted`` is told when the message is first posted, so that it can be stored."""
+        ``on_posted`` is told when the message is first posted, so that it can be stored;
+        without ``languages``, messages are in the language of the task that reports. With it,
+        the requester's language is looked up at once (so in a running loop), to be ready when
+        the first message is shown."""
         self._client = client
         self._user_id = user_id
         self._channel_id = channel_id
@@ -56,6 +75,21 @@ class SlackProgress:
         self._posted = posted  # (channel, ts)
         self._on_posted = on_posted
         self._last_update = float("-inf")
+        self._languages = languages
+        self._language: asyncio.Task[str] | None = None
+        if languages is not None:
+            self._language = asyncio.get_running_loop().create_task(
+                _language_of(languages, user_id), name=f"language-{user_id}"
+            )
+
+    async def _requester_language(self) -> str:
+        return current_language() if self._language is None else await self._language
+
+    def _language_now(self) -> str:
+        """The requester's language if known already, else this task's: shutdown cannot wait."""
+        if self._language is not None and self._language.done() and not self._language.cancelled():
+            return self._language.result()
+        return current_language()
 
     async def on_progress(self, done: int, total: int) -> None:
         if total <= 1 or done >= total:
@@ -64,13 +98,18 @@ class SlackProgress:
         if now - self._last_update < self._min_interval:
             return
         self._last_update = now
-        await self._show(render.progress(self._display, self._buttons, done, total))
+        with use_language(await self._requester_language()):
+            message = render.progress(self._display, self._buttons, done, total)
+        await self._show(message)
 
     async def on_interrupted(self, done: int, total: int) -> None:
-        await self._show(render.interrupted(self._display, self._buttons, done, total))
+        with use_language(self._language_now()):
+            message = render.interrupted(self._display, self._buttons, done, total)
+        await self._show(message)
 
     async def on_finished(self, report: ChangeReport) -> None:
-        summary = render.report(report)
+        with use_language(await self._requester_language()):
+            summary = render.report(report)
         summary["text"] = f"<@{self._user_id}>: {summary['text']}"
         summary["blocks"][0]["text"]["text"] = summary["text"]
         if not await self._show(summary):
@@ -79,7 +118,9 @@ class SlackProgress:
 
     async def _post_trail(self, report: ChangeReport) -> None:
         """One concise line in each touched team's channel (not where the message already is)."""
-        line = render.trail(report)
+        default = self._languages.default if self._languages else current_language()
+        with use_language(default):
+            line = render.trail(report)
         for channel in report.trail_channels:
             if self._posted is not None and self._posted[0] == channel:
                 continue
@@ -143,6 +184,14 @@ class SlackProgress:
             )
         except Exception:
             log.exception("response_url delivery failed")
+
+
+async def _language_of(languages: UserLanguages, user_id: str) -> str:
+    try:
+        return await languages.language_for(user_id)
+    except Exception:
+        log.exception("cannot tell %s's language", user_id)
+        return current_language()
 
 
 def _reason(error: SlackApiError) -> object:

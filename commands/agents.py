@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from commands.i18n import _
+
 
 def agent_ranges(agents: Iterable[str], max_chars: int = 600) -> str:
     """``1001, 1002, 1003, 1007`` → ``1001-1003, 1007``.
@@ -25,7 +27,7 @@ def agent_ranges(agents: Iterable[str], max_chars: int = 600) -> str:
     for part in parts:
         if length + len(part) > max_chars:
             hidden = sum(len(run) for run in runs[len(shown) :])
-            return ", ".join(shown) + f" and {hidden} more"
+            return _("{agents} and {count} more").format(agents=", ".join(shown), count=hidden)
         shown.append(part)
         length += len(part) + 2
     return ", ".join(shown)

@@ -21,10 +21,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from commands.grammar import Role
+from commands.i18n import N_, _
 from storage.directory import GrantRecord, TeamRecord
 from wolkvox.model import Button
 
-ENV_ADMIN = "agentbox admin (AGENTBOX_ADMINS)"
+ENV_ADMIN = N_("agentbox admin (AGENTBOX_ADMINS)")
+"""How an ``AGENTBOX_ADMINS`` admin's change is explained (translated where it is used)."""
 
 
 @dataclass(frozen=True)
@@ -68,13 +70,21 @@ class ChangeDecision:
 
 
 def describe(grant: GrantRecord) -> str:
-    """A grant in words: ``supervisor of ventas, cobranza (dial, disposition) [grant #4]``."""
-    scope = "" if grant.role == Role.ADMIN else (
-        " of every team" if grant.teams is None else f" of {', '.join(grant.teams)}"
-    )  # fmt: skip
-    buttons = f" ({', '.join(grant.buttons)})" if grant.buttons else ""
-    via = f" via <!subteam^{grant.subject_id}>" if grant.subject_type == "usergroup" else ""
-    return f"{grant.role}{scope}{buttons}{via} [grant #{grant.id}]"
+    """A grant in words: ``supervisor of ventas, cobranza (dial, disposition) [grant #4]``.
+
+    Role and button names are command words, and stay as typed in every language.
+    """
+    if grant.role == Role.ADMIN:
+        text = grant.role
+    elif grant.teams is None:
+        text = _("{role} of every team").format(role=grant.role)
+    else:
+        text = _("{role} of {teams}").format(role=grant.role, teams=", ".join(grant.teams))
+    if grant.buttons:
+        text += f" ({', '.join(grant.buttons)})"
+    if grant.subject_type == "usergroup":
+        text = _("{grant} via {group}").format(grant=text, group=f"<!subteam^{grant.subject_id}>")
+    return _("{grant} [grant #{id}]").format(grant=text, id=grant.id)
 
 
 def roles_of(actor: Actor, grants: Iterable[GrantRecord], env_admins: frozenset[str]) -> set[Role]:
@@ -121,15 +131,16 @@ def decide_change(
         restricted = team is not None and team.change_channels
         if team is not None and restricted and actor.channel_id not in team.change_channels:
             channels = ", ".join(f"<#{channel}>" for channel in team.change_channels)
+            why = _("changes to team {team}'s agents are accepted only in {channels}").format(
+                team=team.name, channels=channels
+            )
             for button in buttons:
-                refused[
-                    f"changes to team {team.name}'s agents are accepted only in {channels}"
-                ].append((target, button))
+                refused[why].append((target, button))
             continue
         for button in buttons:
             if env_admin:
                 allowed.append((target, button))
-                used[ENV_ADMIN] = None
+                used[_(ENV_ADMIN)] = None
                 continue
             changing = [
                 g for g in held
@@ -163,13 +174,17 @@ def decide_change(
 def _why_not(held: Sequence[GrantRecord], target: Target, button: Button) -> str:
     changing = [g for g in held if g.role in (Role.SUPERVISOR, Role.REQUESTER)]
     if not held:
-        return "you have no role in agentbox; ask an admin for one"
+        return _("you have no role in agentbox; ask an admin for one")
     if not changing:
-        return "your role is viewer: status and history only"
-    where = f"in team {target.team}" if target.team else "in no team"
+        return _("your role is viewer: status and history only")
+    where = _("in team {team}").format(team=target.team) if target.team else _("in no team")
     scopes = sorted({team for g in changing if g.teams for team in g.teams})
     in_scope = [g for g in changing if g.teams is None or (target.team in (g.teams or ()))]
     if not in_scope:
-        return f"{where}; you supervise {', '.join(scopes) or 'no team'}"
+        if not scopes:
+            return _("{where}; you supervise no team").format(where=where)
+        return _("{where}; you supervise {teams}").format(where=where, teams=", ".join(scopes))
     covered = sorted({b for g in in_scope if g.buttons for b in g.buttons})
-    return f"your grant covers only {', '.join(f'`{b}`' for b in covered)}, not `{button.value}`"
+    return _("your grant covers only {covered}, not `{button}`").format(
+        covered=", ".join(f"`{b}`" for b in covered), button=button.value
+    )

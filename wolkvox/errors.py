@@ -3,9 +3,21 @@
 ``transient`` errors are worth retrying (the same call may succeed later); permanent ones are not.
 No message here ever contains the token: errors are built from wolkvox's answer, never from the
 request headers.
+
+The sentences are English, marked for translation: a call's message is stored (``calls.message``)
+and read later by whoever looks, so it is kept in English and shown in the reader's language with
+:func:`localize`.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+
+
+def N_(message: str) -> str:
+    """Mark ``message`` for translation (gettext's marker, as in commands.i18n, which the core
+    owns; wolkvox depends on nothing there)."""
+    return message
 
 
 class WolkvoxError(Exception):
@@ -16,7 +28,7 @@ class WolkvoxError(Exception):
     #: True when every call with the same token would fail the same way (a bad or exhausted
     #: token): the calls still queued for it are failed at once instead of being sent.
     token_wide: bool = False
-    explanation: str = "wolkvox refused the call."
+    explanation: str = N_("wolkvox refused the call.")
 
     def __init__(self, detail: str = "", *, http_status: int | None = None) -> None:
         self.detail = detail
@@ -25,7 +37,9 @@ class WolkvoxError(Exception):
 
     @property
     def user_message(self) -> str:
-        """A sentence for the person who asked, with wolkvox's own words when it gave any."""
+        """A sentence for the person who asked, with wolkvox's own words when it gave any.
+
+        In English (it is stored); :func:`localize` shows it in the reader's language."""
         if self.detail:
             return f"{self.explanation} ({self.detail})"
         return self.explanation
@@ -33,7 +47,7 @@ class WolkvoxError(Exception):
 
 class BadRequest(WolkvoxError):
     kind = "bad_request"
-    explanation = (
+    explanation = N_(
         "wolkvox rejected the request as malformed; this is a bug in agentbox, please report it."
     )
 
@@ -41,13 +55,13 @@ class BadRequest(WolkvoxError):
 class MissingToken(WolkvoxError):
     kind = "missing_token"
     token_wide = True
-    explanation = "No wolkvox token is configured for this operation; ask an admin to set one."
+    explanation = N_("No wolkvox token is configured for this operation; ask an admin to set one.")
 
 
 class InvalidToken(WolkvoxError):
     kind = "invalid_token"
     token_wide = True
-    explanation = (
+    explanation = N_(
         "wolkvox says the operation's token is invalid or expired; ask an admin to renew it."
     )
 
@@ -55,7 +69,7 @@ class InvalidToken(WolkvoxError):
 class UnusableToken(InvalidToken):
     """The configured token cannot even be sent (characters a header cannot carry)."""
 
-    explanation = (
+    explanation = N_(
         "The operation's wolkvox token is malformed, so agentbox did not send the call; "
         "ask an admin to set the token again."
     )
@@ -64,7 +78,7 @@ class UnusableToken(InvalidToken):
 class QuotaExceeded(WolkvoxError):
     kind = "quota_exceeded"
     token_wide = True
-    explanation = (
+    explanation = N_(
         "The operation's wolkvox token has used up its daily quota; "
         "try again tomorrow or ask an admin."
     )
@@ -73,13 +87,13 @@ class QuotaExceeded(WolkvoxError):
 class TooManySimultaneous(WolkvoxError):
     kind = "too_many_simultaneous"
     transient = True
-    explanation = "wolkvox was busy with other calls on the same token."
+    explanation = N_("wolkvox was busy with other calls on the same token.")
 
 
 class Maintenance(WolkvoxError):
     kind = "maintenance"
     transient = True
-    explanation = (
+    explanation = N_(
         "wolkvox refused the call, most likely for server maintenance "
         "(or this server's IP is not allowed)."
     )
@@ -88,19 +102,19 @@ class Maintenance(WolkvoxError):
 class Timeout(WolkvoxError):
     kind = "timeout"
     transient = True
-    explanation = "wolkvox did not answer in time."
+    explanation = N_("wolkvox did not answer in time.")
 
 
 class ConnectionFailed(WolkvoxError):
     kind = "connection_failed"
     transient = True
-    explanation = "agentbox could not reach wolkvox."
+    explanation = N_("agentbox could not reach wolkvox.")
 
 
 class ServerError(WolkvoxError):
     kind = "server_error"
     transient = True
-    explanation = "wolkvox had an internal error."
+    explanation = N_("wolkvox had an internal error.")
 
 
 class UnexpectedAnswer(WolkvoxError):
@@ -108,7 +122,7 @@ class UnexpectedAnswer(WolkvoxError):
 
     kind = "unexpected_answer"
     transient = True
-    explanation = "wolkvox gave an answer agentbox could not understand."
+    explanation = N_("wolkvox gave an answer agentbox could not understand.")
 
 
 class InvalidServer(WolkvoxError):
@@ -120,4 +134,27 @@ class InvalidServer(WolkvoxError):
 
     kind = "invalid_server"
     token_wide = True
-    explanation = "The operation's wolkvox server code is not valid; ask an admin to check it."
+    explanation = N_("The operation's wolkvox server code is not valid; ask an admin to check it.")
+
+
+def _explanations() -> list[str]:
+    """Every error's sentence (subclasses defined elsewhere too), the longest first."""
+    found: set[str] = set()
+    pending: list[type[WolkvoxError]] = [WolkvoxError]
+    while pending:
+        cls = pending.pop()
+        found.add(cls.explanation)
+        pending += cls.__subclasses__()
+    return sorted(found, key=len, reverse=True)
+
+
+def localize(message: str, translate: Callable[[str], str]) -> str:
+    """A call's stored message in the reader's language; ``translate`` is their gettext.
+
+    wolkvox's own words (in parentheses) stay as wolkvox said them, and a message that is not one
+    of these sentences (wolkvox's answer to a successful call) is returned as it is.
+    """
+    for explanation in _explanations():
+        if message == explanation or message.startswith(f"{explanation} ("):
+            return translate(explanation) + message[len(explanation) :]
+    return message
