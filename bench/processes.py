@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import re
 import shutil
@@ -60,6 +61,40 @@ def app_environment(overrides: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (Linux /proc); NaN elsewhere."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+    except OSError:
+        return math.nan
+    # The command name (field 2) may hold spaces; the fields after its ")" are fixed.
+    fields = stat.rpartition(")")[2].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_wait_seconds(pid: int) -> float:
+    """Seconds the main thread of ``pid`` (for agentbox: its event loop) was ready to run but
+    waited for a CPU core (Linux /proc schedstat); NaN elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/schedstat").read_text(encoding="ascii").split()
+    except OSError:
+        return math.nan
+    return int(fields[1]) / 1e9
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of process ``pid`` (Linux /proc); 0 elsewhere."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
 class ChildProcess:
     """A child started with :meth:`start`, ready once a line matches ``ready``.
 
@@ -103,6 +138,24 @@ class ChildProcess:
     @property
     def returncode(self) -> int | None:
         return None if self._process is None else self._process.returncode
+
+    @property
+    def pid(self) -> int:
+        if self._process is None:
+            raise BenchError(f"{self.name} is not started")
+        return self._process.pid
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the child has used so far; NaN where /proc cannot say."""
+        return cpu_seconds(self.pid)
+
+    def cpu_wait_seconds(self) -> float:
+        """Time the child's main thread has waited for a CPU core so far; NaN where unknown."""
+        return cpu_wait_seconds(self.pid)
+
+    def rss_bytes(self) -> int:
+        """The child's resident set size now; 0 where /proc cannot say."""
+        return rss_bytes(self.pid)
 
     async def start(self, within: float) -> re.Match[str]:
         """Start the child; return the match of its ready line, or raise :class:`BenchError`."""

@@ -1,71 +1,82 @@
-"""The printed table (plain text, aligned columns) and the raw numbers as JSON."""
+"""The printed table (plain text, aligned columns), REPORT.md, and the raw numbers as JSON."""
 
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any
 
-from bench.machine import Machine
-from bench.scenarios import SLACK_ACK_DEADLINE_MS, AckRun, BenchConfig, BulkRun
-from bench.stats import Spread
+from bench.machine import Machine, Provenance
+from bench.plan import SCENARIOS, Plan
+from bench.results import Figure, Section, format_spread, format_target
 
-T = TypeVar("T")
-
-_HEADERS = ("measurement", "median", "min-max", "limit", "median/limit")
+_HEADERS = ("measurement", "median (min - max)", "target", "verdict")
 
 
 @dataclass
-class Results:
+class Report:
     machine: Machine
-    config: BenchConfig
-    ack_runs: list[AckRun]
-    bulk_runs: list[BulkRun]
+    provenance: Provenance
+    plan: Plan
+    quick: bool
+    command: str
+    sections: list[Section]
+    seconds: float
+    load_at_end: tuple[float, float, float]
+
+    def targets(self) -> list[tuple[Section, Figure]]:
+        return [
+            (section, figure)
+            for section in self.sections
+            for figure in section.figures
+            if figure.target is not None and figure.headline
+        ]
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "machine": asdict(self.machine),
-            "config": asdict(self.config),
-            "ack_runs": [asdict(run) for run in self.ack_runs],
-            "bulk_runs": [asdict(run) for run in self.bulk_runs],
-        }
+        """Strict JSON: NaN (a figure /proc could not give) becomes null."""
+        data: dict[str, Any] = _finite(
+            {
+                "machine": asdict(self.machine),
+                "provenance": asdict(self.provenance),
+                "command": self.command,
+                "quick": self.quick,
+                "plan": asdict(self.plan),
+                "seconds": round(self.seconds, 1),
+                "load_at_end": self.load_at_end,
+                "sections": [section.to_json() for section in self.sections],
+            }
+        )
+        return data
 
 
-def _ms(value: float) -> str:
-    return f"{value:.1f} ms" if value < 100 else f"{value:.0f} ms"
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
-def _s(value: float) -> str:
-    return f"{value:.2f} s"
-
-
-def _count(value: float) -> str:
-    return f"{value:g}"
-
-
-def _row(
-    name: str,
-    runs: Sequence[T],
-    value: Callable[[T], float],
-    fmt: Callable[[float], str],
-    *,
-    limit: float | None = None,
-) -> tuple[str, ...]:
-    spread = Spread.of([value(run) for run in runs])
-    ratio = "" if not limit else f"{spread.median / limit:.3f}"
-    span = (
-        fmt(spread.low)
-        if math.isclose(spread.low, spread.high)
-        else f"{fmt(spread.low)} - {fmt(spread.high)}"
+def _cells(figure: Figure) -> tuple[str, str, str, str]:
+    return (
+        figure.label,
+        format_spread(figure.spread, figure.unit),
+        format_target(figure.target, figure.unit),
+        figure.verdict,
     )
-    return (name, fmt(spread.median), span, "" if limit is None else fmt(limit), ratio)
 
 
-def _table(rows: Sequence[tuple[str, ...] | None]) -> list[str]:
-    """Columns aligned: the first to the left, the rest to the right; None is a rule."""
-    widths = [max(len(row[i]) for row in (_HEADERS, *filter(None, rows))) for i in range(5)]
+# --- plain text -------------------------------------------------------------------------------
+
+
+def _table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> list[str]:
+    """Columns aligned: the first to the left, the rest to the right."""
+    widths = [max(len(row[i]) for row in (headers, *rows)) for i in range(len(headers))]
 
     def line(cells: Sequence[str]) -> str:
         first, *rest = cells
@@ -75,118 +86,171 @@ def _table(rows: Sequence[tuple[str, ...] | None]) -> list[str]:
         return "  ".join(parts).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
-    out = [line(_HEADERS), rule]
-    out += [rule if row is None else line(row) for row in rows]
-    return out
+    return [line(headers), rule] + [line(row) for row in rows]
 
 
-def render(results: Results) -> str:
-    config, acks, bulks = results.config, results.ack_runs, results.bulk_runs
-    deadline = SLACK_ACK_DEADLINE_MS
-    setup = (
-        f"{config.runs} run(s) each, fresh server + SQLite database per run; "
-        f"wolkvox simulator latency {config.latency * 1000:g} ms, "
-        f"WOLKVOX_CONCURRENCY={config.concurrency}; client {config.client}"
-    )
-    header = [
-        "agentbox benchmark",
-        *(f"{key:<8} {value}" for key, value in results.machine.lines()),
-        f"{'setup':<8} {setup}",
-        "",
+def render_text(report: Report) -> str:
+    out = [
+        "agentbox benchmark" + (" (--quick: small sizes, indicative only)" if report.quick else ""),
+        *(f"{key:<8} {value}" for key, value in report.machine.lines()),
+        f"{'commit':<8} {report.provenance.commit}, {report.provenance.started_at}",
+        f"{'took':<8} {_duration(report.seconds)}",
     ]
-    burst = config.burst
-    every: list[AckRun | BulkRun] = [*acks, *bulks]
-    rows: list[tuple[str, ...] | None] = [
-        _row(
-            f"ack p50 ({burst} concurrent slash commands)",
-            acks,
-            lambda r: r.p50_ms,
-            _ms,
-            limit=deadline,
-        ),
-        _row("ack p95", acks, lambda r: r.p95_ms, _ms, limit=deadline),
-        _row("ack p99", acks, lambda r: r.p99_ms, _ms, limit=deadline),
-        _row("ack max", acks, lambda r: r.max_ms, _ms, limit=deadline),
-        _row("ack mean", acks, lambda r: r.mean_ms, _ms),
-        _row("burst wall time (first sent - last ack)", acks, lambda r: r.burst_wall_ms, _ms),
-        _row(f"acks accepted (of {burst})", acks, lambda r: r.accepted, _count),
-        _row(
-            "acks over the 3 s deadline",
-            acks,
-            lambda r: sum(1 for v in r.latencies_ms if v > deadline),
-            _count,
-        ),
-        _row(
-            f"baseline GET /healthz p50 ({burst} concurrent)",
-            acks,
-            lambda r: r.baseline_p50_ms,
-            _ms,
-        ),
-        _row("baseline GET /healthz p99", acks, lambda r: r.baseline_p99_ms, _ms),
-        None,
-        _row(
-            f"bulk: {config.agents} agents, send -> summary",
-            bulks,
-            lambda r: r.completion_s,
-            _s,
-            limit=config.bulk_limit_s,
-        ),
-        _row(
-            "bulk: overhead per call beyond latency", bulks, lambda r: r.per_call_overhead_ms, _ms
-        ),
-        _row("bulk: ack of the command", bulks, lambda r: r.ack_ms, _ms, limit=deadline),
-        _row("bulk: wolkvox calls answered 200", bulks, lambda r: r.simulator_calls_ok, _count),
-        _row(
-            "bulk: peak wolkvox calls in flight",
-            bulks,
-            lambda r: r.peak_in_flight,
-            _count,
-            limit=config.concurrency,
-        ),
-        _row("bulk: progress updates (chat.update)", bulks, lambda r: r.progress_updates, _count),
-        None,
-        _row("server start (spawn - listening)", every, lambda r: r.server.start_s, _s),
-        _row("server stop after burst (SIGTERM - exit)", acks, lambda r: r.server.stop_s, _s),
-        _row("server stop after bulk (SIGTERM - exit)", bulks, lambda r: r.server.stop_s, _s),
-        _row("server ERROR records, burst run", acks, lambda r: r.server.error_lines, _count),
-        _row("server ERROR records, bulk run", bulks, lambda r: r.server.error_lines, _count),
-    ]
-    out = header + _table(rows)
-    notes = _notes(results)
-    if notes:
-        out += ["", "notes:", *(f"- {note}" for note in notes)]
+    for section in report.sections:
+        number = SCENARIOS.index(section.key) + 1
+        out += ["", f"{number}. {section.title} [{section.key}, {section.runs} run(s)]"]
+        if section.skipped:
+            out.append(f"   not measured: {section.skipped}")
+        if section.figures:
+            out += _table([_cells(figure) for figure in section.figures], _HEADERS)
+    targets = report.targets()
+    if targets:
+        out += ["", "Targets"]
+        out += _table([_cells(figure) for _, figure in targets], _HEADERS)
     return "\n".join(out)
 
 
-def _notes(results: Results) -> list[str]:
-    notes: list[str] = []
-    for index, ack_run in enumerate(results.ack_runs, 1):
-        if ack_run.accepted != ack_run.sent:
-            notes.append(
-                f"burst run {index}: {ack_run.sent - ack_run.accepted} of {ack_run.sent} "
-                "commands were not accepted, e.g. " + "; ".join(ack_run.failures[:2])
-            )
-        if ack_run.p99_ms > SLACK_ACK_DEADLINE_MS:
-            notes.append(f"burst run {index}: ack p99 {ack_run.p99_ms:.0f} ms is over Slack's 3 s")
-    # The same error (up to numbers) in several runs is one note.
-    seen: dict[tuple[str, str], tuple[str, list[int]]] = {}
-    groups: list[tuple[str, Sequence[AckRun | BulkRun]]] = [
-        ("burst", results.ack_runs),
-        ("bulk", results.bulk_runs),
+# --- Markdown ---------------------------------------------------------------------------------
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = [
+        "| " + " | ".join(_md_cell(h) for h in headers) + " |",
+        "|" + "|".join("---" for _ in headers) + "|",
     ]
-    for kind, runs in groups:
-        for index, run in enumerate(runs, 1):
-            for error in run.server.first_errors:
-                text = _without_timestamp(error)
-                _, indexes = seen.setdefault((kind, re.sub(r"\d+", "N", text)), (text, []))
-                if index not in indexes:
-                    indexes.append(index)
-    for (kind, _), (text, indexes) in seen.items():
-        which = ", ".join(str(i) for i in indexes)
-        notes.append(f"{kind} run {which}: the server logged {text[:400]}")
+    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def _verdict(figure: Figure) -> str:
+    return f"**{figure.verdict}**" if figure.verdict else ""
+
+
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if minutes else f"{rest} s"
+
+
+def _noise(report: Report) -> list[str]:
+    notes: list[str] = []
+    cpus = max(1, report.machine.cpus)
+    start, end = report.machine.load_average[0], report.load_at_end[0]
+    if max(start, end) > 0.5 * cpus:
+        notes.append(
+            f"> **A busy machine.** The 1-minute load average was {start:.2f} at the start and "
+            f"{end:.2f} at the end, on {cpus} CPUs: other work shared the cores with the bench "
+            f"(the bench's own processes count too near the end). Latencies and ratios are worse "
+            f"than on a quiet machine; treat them as indicative."
+        )
+    if report.quick:
+        notes.append(
+            "> **--quick run.** Small sizes and one run each: a smoke test of the bench, not "
+            "the issue's sizes. Its verdicts are not the targets' verdicts."
+        )
     return notes
 
 
-def _without_timestamp(record: str) -> str:
-    """``2026-01-01 12:00:00,123 ERROR x: y`` -> ``ERROR x: y``."""
-    return re.sub(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[,.]\d+ ", "", record)
+def render_markdown(report: Report, out: Path) -> str:
+    machine, provenance = report.machine, report.provenance
+    lines = [
+        "# agentbox benchmarks",
+        "",
+        f"Measured on **{provenance.started_at.replace('+00:00', ' UTC')}**, commit "
+        f"`{provenance.commit}`, with `{report.command}`; the whole run took "
+        f"{_duration(report.seconds)}.",
+        "",
+        *_md_table(
+            ("", ""),
+            [
+                *machine.lines(),
+                (
+                    "load at the end",
+                    ", ".join(f"{v:.2f}" for v in report.load_at_end) + " (1, 5, 15 min)",
+                ),
+                (
+                    "runs",
+                    "each figure is the median of the runs (the run count is in each section's "
+                    "title); the range after it is their min - max",
+                ),
+            ],
+        ),
+        "",
+    ]
+    noise = _noise(report)
+    if noise:
+        lines += [*"\n\n".join(noise).split("\n"), ""]
+    targets = report.targets()
+    if targets:
+        lines += ["## Targets", ""]
+        lines += _md_table(
+            ("measurement", "target", "median (min - max)", "verdict"),
+            [
+                (
+                    f"{section.key}: {figure.label}",
+                    format_target(figure.target, figure.unit),
+                    format_spread(figure.spread, figure.unit),
+                    _verdict(figure),
+                )
+                for section, figure in targets
+            ],
+        )
+        lines.append("")
+    for section in report.sections:
+        number = SCENARIOS.index(section.key) + 1
+        lines += [
+            f"## {number}. {section.title}",
+            "",
+            f"*{section.runs} run(s); took {_duration(section.seconds)}.* {section.method}",
+            "",
+        ]
+        if section.skipped:
+            lines += [f"**Not measured:** {section.skipped}", ""]
+        # With a details table, the figures without a target are in it already (and in JSON).
+        shown = [f for f in section.figures if f.target is not None or not section.details]
+        if shown:
+            lines += _md_table(
+                ("measurement", "median (min - max)", "target", "verdict"),
+                [
+                    (
+                        f.label,
+                        format_spread(f.spread, f.unit),
+                        format_target(f.target, f.unit),
+                        _verdict(f),
+                    )
+                    for f in shown
+                ],
+            )
+            lines.append("")
+        if section.details:
+            lines += _md_table(section.details[0], section.details[1:])
+            lines.append("")
+        for plot in section.plots:
+            rel = os.path.relpath(plot, out)
+            lines += [f"![{section.title}]({rel})", ""]
+        if section.commentary:
+            lines += [f"- {note}" for note in section.commentary]
+            lines.append("")
+    lines += [
+        "## How this was run",
+        "",
+        "`make bench` (the same as `.venv/bin/python -m bench`) starts the wolkvox simulator and "
+        "each `agentbox serve` as their own processes (port 0), plays Slack itself (signed "
+        "requests over HTTP, and a local fake of Slack's Web API), and writes this file, its "
+        "plots and `results.json` (every run's raw numbers) into `bench/report/`. "
+        "`--only ack,bulk,…` picks measurements, `--runs N` sets every run count, `--quick` is "
+        "a one-minute smoke test. The default run counts (3; 2 for the bulk matrix and the "
+        "database comparison) keep the full run near 12 minutes on a quiet 2-core machine; the "
+        "bulk matrix alone waits about 110 s per run for the simulated wolkvox latency. CPU "
+        "figures are the server process's (user + system); *waiting for a core* is the time its "
+        "event loop was ready to run but another process held the CPU (Linux schedstat), which "
+        "tells a busy machine from a slow agentbox. The bench process (playing Slack), the "
+        "simulator and the server share "
+        "the machine's cores, which in production they would not: the numbers are this "
+        "machine's, not a promise for another.",
+        "",
+    ]
+    return "\n".join(lines)
