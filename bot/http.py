@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
+from bot import oauth
+from bot.metrics import add_metrics_route
 from bot.services import Services
 
 SLACK_EVENTS_PATH = "/slack/events"
+#: ``/readyz`` calls the database not ready when it takes longer than this to answer.
+READY_TIMEOUT_SECONDS = 3.0
 
 
 def build_web_app(services: Services, bolt_app: AsyncApp | None) -> web.Application:
-    """``POST /slack/events`` (when ``bolt_app`` is given), ``GET /healthz`` and ``GET /readyz``."""
+    """``POST /slack/events`` (when ``bolt_app`` is given), ``GET /healthz``, ``GET /readyz``,
+    ``GET /metrics``; with OAuth on, ``GET /slack/install`` and ``GET /slack/oauth_redirect``
+    (in Socket Mode too)."""
     web_app = web.Application()
 
     async def slack_events(request: web.Request) -> web.Response:
@@ -21,12 +29,25 @@ def build_web_app(services: Services, bolt_app: AsyncApp | None) -> web.Applicat
         bolt_response = await bolt_app.async_dispatch(bolt_request)
         return await to_aiohttp_response(bolt_response)
 
+    async def install(request: web.Request) -> web.Response:
+        assert services.oauth_flow is not None
+        bolt_request = await to_bolt_request(request)
+        bolt_response = await oauth.handle(services.oauth_flow, request.path, bolt_request)
+        return await to_aiohttp_response(bolt_response)
+
     async def healthz(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
+    async def database_answers() -> bool:
+        try:
+            async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+                return await services.database.ping()
+        except TimeoutError:
+            return False
+
     async def readyz(_request: web.Request) -> web.Response:
         checks = {
-            "database": await services.database.ping(),
+            "database": await database_answers(),
             "dispatcher": not services.dispatcher.closed,
         }
         ready = all(checks.values())
@@ -39,4 +60,8 @@ def build_web_app(services: Services, bolt_app: AsyncApp | None) -> web.Applicat
         web_app.router.add_post(SLACK_EVENTS_PATH, slack_events)
     web_app.router.add_get("/healthz", healthz)
     web_app.router.add_get("/readyz", readyz)
+    add_metrics_route(web_app, services)
+    if services.oauth_flow is not None:
+        web_app.router.add_get(oauth.INSTALL_PATH, install)
+        web_app.router.add_get(oauth.REDIRECT_PATH, install)
     return web_app

@@ -30,8 +30,18 @@ class ConfigurationError(Exception):
 
 
 def check_settings(settings: Settings) -> None:
-    if not settings.slack_bot_token:
-        raise ConfigurationError("SLACK_BOT_TOKEN is not set (the bot token, xoxb-…).")
+    if settings.oauth_enabled:
+        if not settings.agentbox_encryption_keys:
+            raise ConfigurationError(
+                "SLACK_CLIENT_ID/SLACK_CLIENT_SECRET are set (install in several workspaces): "
+                "set AGENTBOX_ENCRYPTION_KEYS too, installed bot tokens are stored encrypted "
+                "(`agentbox keys generate` makes a key)."
+            )
+    elif not settings.slack_bot_token:
+        raise ConfigurationError(
+            "SLACK_BOT_TOKEN is not set (the bot token, xoxb-…), nor SLACK_CLIENT_ID and "
+            "SLACK_CLIENT_SECRET (install in several workspaces)."
+        )
     if not settings.slack_app_token and not settings.slack_signing_secret:
         raise ConfigurationError(
             "Set SLACK_SIGNING_SECRET for HTTP mode, or SLACK_APP_TOKEN (xapp-…) for Socket Mode."

@@ -11,7 +11,9 @@ from __future__ import annotations
 import logging
 
 from storage.directory import Directory
+from wolkvox.metrics import name_operation
 from wolkvox.model import Credentials
+from wolkvox.redaction import register_secret
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,8 @@ class Operations:
         self._directory = directory
         self._default_concurrency = concurrency
         self._stored: dict[str, tuple[Credentials, int]] = {}
+        if default is not None:
+            _loaded(DEFAULT_OPERATION, default)
 
     @property
     def names(self) -> list[str]:
@@ -43,6 +47,7 @@ class Operations:
             secret = await self._directory.operation_secret(record.name)
             if secret is not None:
                 loaded[record.name] = (Credentials(record.server, secret[1]), record.concurrency)
+                _loaded(record.name, loaded[record.name][0])
         self._stored = loaded
 
     def credentials_for(self, operation: str) -> Credentials | None:
@@ -59,3 +64,9 @@ class Operations:
         if self.credentials_for(operation) is None:
             await self.refresh()
         return self.credentials_for(operation) is not None
+
+
+def _loaded(operation: str, credentials: Credentials) -> None:
+    """A token is known: keep it out of the logs, and label its calls' metrics."""
+    register_secret(credentials.token)
+    name_operation(credentials, operation)

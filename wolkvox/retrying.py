@@ -19,7 +19,8 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from wolkvox.errors import WolkvoxError
+from wolkvox import metrics
+from wolkvox.errors import N_, WolkvoxError
 from wolkvox.model import Credentials, DisplayRequest, DisplayResult
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ class InternalError(WolkvoxError):
 
     kind = "internal"
     transient = False
-    explanation = "agentbox failed while handling the call; this is a bug, please report it."
+    explanation = N_("agentbox failed while handling the call; this is a bug, please report it.")
 
 
 @dataclass(frozen=True)
@@ -89,23 +90,33 @@ async def call_with_retry(
     credentials: Credentials,
     request: DisplayRequest,
     policy: RetryPolicy,
+    *,
+    operation: str | None = None,
 ) -> CallOutcome:
-    """Make the call, retrying transient failures; every failure becomes the outcome."""
+    """Make the call, retrying transient failures; every failure becomes the outcome.
+
+    ``operation`` labels the metrics (wolkvox/metrics.py); by default, the name the credentials
+    were given there.
+    """
     attempts = 0
     fingerprint = credentials.token_fingerprint
+    label = operation or metrics.operation_of(credentials)
 
     async def attempt() -> DisplayResult:
         nonlocal attempts
         attempts += 1
-        return await client.agent_display(credentials, request)
+        with metrics.WOLKVOX_REQUEST_SECONDS.labels(label).time():
+            return await client.agent_display(credentials, request)
 
     def log_retry(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome is not None else None
         wait = state.next_action.sleep if state.next_action is not None else 0.0
+        kind = exc.kind if isinstance(exc, WolkvoxError) else type(exc).__name__
+        metrics.WOLKVOX_RETRIES.labels(label, kind).inc()
         log.info(
             "wolkvox call for token %s failed (%s), attempt %d of %d; retrying in %.2fs",
             fingerprint,
-            exc.kind if isinstance(exc, WolkvoxError) else type(exc).__name__,
+            kind,
             state.attempt_number,
             policy.attempts,
             wait,
@@ -136,5 +147,7 @@ async def call_with_retry(
         )
         error = InternalError(type(exc).__name__)
     else:
+        metrics.WOLKVOX_RESULTS.labels(label, metrics.OK).inc()
         return CallOutcome(request, result, None, attempts, time.monotonic() - started)
+    metrics.WOLKVOX_RESULTS.labels(label, error.kind).inc()
     return CallOutcome(request, None, error, attempts, time.monotonic() - started)
