@@ -16,6 +16,7 @@ import logging
 from dataclasses import dataclass
 
 from commands.clock import Clock, aware
+from storage.audit import AuditEntry
 from storage.changes import TIMER_KEY_PREFIX, ChangeRecord, ChangeStore, PlannedCall
 from storage.history import History
 from storage.models import CallStatus, Decision
@@ -85,17 +86,30 @@ class TimedChanges:
         agents = sorted({call.agent_id for call in succeeded})
         states = await self._history.button_states(agents) if agents else []
         owned = {(s.operation, s.agent_id, s.button) for s in states if s.change_id == record.id}
+        # A change still queued for the same button comes after the timed one: it wins.
+        pending = await self._history.pending_buttons(agents) if agents else set()
+        owned -= {(op, agent, button) for op, agent, button, _ in pending}
         calls = [c for c in succeeded if (c.operation, c.agent_id, c.button) in owned]
         length = describe_duration(record.duration_seconds or 0)
         if not calls:
-            if await self._store.cancel_timer(record.id):
-                await self._store.record_attempt(
-                    record.requester,
+            why = (
+                "nothing to put back: every button was changed again since, or is about to be"
+                if succeeded
+                else "nothing to put back: none of its calls succeeded"
+            )
+            await self._store.cancel_timer(
+                record.id,
+                AuditEntry(
+                    user_id=record.requester.user_id,
                     action="revert",
                     text=f"end of timed change #{record.id} ({length})",
                     decision=Decision.ALLOWED,
-                    reason="nothing to put back: every button was changed again since",
-                )
+                    reason=why,
+                    team_id=record.requester.team_id,
+                    channel_id=record.requester.channel_id,
+                    change_id=record.id,
+                ),
+            )
             return None
         opposite = Display.SHOW if record.display == Display.HIDE else Display.HIDE
         planned = [PlannedCall(c.operation, c.agent_id, c.button, opposite.value) for c in calls]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,6 +28,7 @@ from storage.models import (
     Change,
     ChangeStatus,
     Decision,
+    utcnow,
 )
 from storage.signals import Signals
 from wolkvox.dispatcher import WORK
@@ -202,7 +203,8 @@ class ApprovalStore:
                     change={
                         "status": ChangeStatus.QUEUED,
                         "reporter_id": reporter_id,
-                        "reporter_lease_until": now + timedelta(seconds=lease),
+                        # Leases are real time: other replicas compare them with their own.
+                        "reporter_lease_until": utcnow() + timedelta(seconds=lease),
                         "progress_channel": channel,
                         "progress_ts": ts,
                     },
@@ -231,7 +233,7 @@ class ApprovalStore:
         """End the request as rejected (its calls cancelled), with the rejecter's reason."""
         try:
             async with self._db.transaction() as session:
-                found = await self._open(session, change_id, approver_id, now)
+                found = await self._open(session, change_id, approver_id, now, rejecting=True)
                 if isinstance(found, Outcome):
                     return found
                 await self._leave(
@@ -362,10 +364,18 @@ class ApprovalStore:
             add_audit(session, entry)
 
     async def _open(
-        self, session: AsyncSession, change_id: int, approver_id: str, now: datetime
+        self,
+        session: AsyncSession,
+        change_id: int,
+        approver_id: str,
+        now: datetime,
+        *,
+        rejecting: bool = False,
     ) -> tuple[int, str | None, str | None] | Outcome:
         """Lock the request and say whether ``approver_id`` may still decide on it: its
-        (approvals needed, channel, ts), or why not."""
+        (approvals needed, channel, ts), or why not. ``rejecting``: someone who approved may
+        still reject (a requester who approved their own may still withdraw); the rejection
+        takes the place of their approval."""
         row = (
             await session.execute(
                 select(
@@ -391,7 +401,9 @@ class ApprovalStore:
             )
         )
         if mine is not None:
-            return Outcome.ALREADY
+            if not rejecting:
+                return Outcome.ALREADY
+            await session.execute(delete(Approval).where(Approval.id == mine))
         return row.approvals_needed, row.request_channel, row.request_ts
 
     async def _leave(

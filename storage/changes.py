@@ -391,11 +391,19 @@ class ChangeStore:
             )
 
     async def last_done_change(self, user_id: str) -> int | None:
-        """The id of ``user_id``'s most recent finished change."""
+        """The id of ``user_id``'s most recent finished change; agentbox's automatic reverts of
+        timed changes are in their name but are not theirs to undo."""
         async with self._db.sessions() as session:
             return await session.scalar(
                 select(Change.id)
-                .where(Change.slack_user_id == user_id, Change.status == ChangeStatus.DONE)
+                .where(
+                    Change.slack_user_id == user_id,
+                    Change.status == ChangeStatus.DONE,
+                    or_(
+                        Change.idempotency_key.is_(None),
+                        Change.idempotency_key.not_like(f"{TIMER_KEY_PREFIX}%"),
+                    ),
+                )
                 .order_by(Change.id.desc())
                 .limit(1)
             )
@@ -463,15 +471,19 @@ class ChangeStore:
         async with self._db.sessions() as session:
             return await session.scalar(select(func.min(Change.revert_at)))
 
-    async def cancel_timer(self, change_id: int) -> bool:
-        """Clear a timed change's revert without recording one (nothing left to revert)."""
+    async def cancel_timer(self, change_id: int, audit: AuditEntry) -> bool:
+        """Clear a timed change's revert without recording one (nothing left to put back), and
+        audit why in the same transaction; False if another replica got there first."""
         async with self._db.transaction() as session:
             result = await session.execute(
                 update(_CHANGES)
                 .where(_CHANGES.c.id == change_id, _CHANGES.c.revert_at.is_not(None))
                 .values(revert_at=None)
             )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+            if not result.rowcount:  # type: ignore[attr-defined]
+                return False
+            add_audit(session, audit)
+            return True
 
     async def renew_lease(self, change_id: int, reporter_id: str, lease: float) -> bool:
         """Extend the caller's lease on reporting a change; False if it is no longer theirs."""

@@ -57,6 +57,18 @@ class History:
     def __init__(self, database: Database) -> None:
         self._db = database
 
+    async def pending_buttons(self, agents: Sequence[str]) -> set[tuple[str, str, str, int]]:
+        """(operation, agent, button, change id) of every call of these agents still waiting in
+        the queue or in flight: a change that will set the button after what is known now."""
+        async with self._db.sessions() as session:
+            rows = await session.execute(
+                select(Call.operation, Call.agent_id, Call.button, Call.change_id).where(
+                    Call.agent_id.in_(list(agents)),
+                    Call.status.in_((CallStatus.QUEUED, CallStatus.RUNNING)),
+                )
+            )
+            return {(row[0], row[1], row[2], row[3]) for row in rows}
+
     async def button_states(
         self, agents: Sequence[str] | None = None, *, hidden_only: bool = False
     ) -> list[ButtonState]:

@@ -549,3 +549,62 @@ async def test_the_requests_a_user_may_approve_are_listed_for_app_home(box: Harn
     await _click(box, APPROVE_ACTION, change_id, MARIA)
     assert ids(await approvals.waiting_for(Requester(MARIA))) == []
     assert ids(await approvals.waiting_for(Requester(PEDRO))) == [int(change_id)]
+
+
+async def test_undo_of_an_approved_change_needs_approval_like_the_change(box: Harness) -> None:
+    await _admin_says(box, "team set ventas approval-buttons hungup")
+    _, change_id = await _request(box, f"hide hungup 1001 {REASON}", user=MARIA)
+    await _click(box, APPROVE_ACTION, change_id, PEDRO)
+    await box.idle()
+    assert box.simulator.button_state("1001", "hungup") == "hide"
+
+    answer = ack_text(await box.slash("undo", user=MARIA))
+    await box.idle()
+
+    assert "needs approval" in answer and "/agentbox show hungup 1001 --reason" in answer
+    assert box.simulator.button_state("1001", "hungup") == "hide"
+
+
+async def test_an_approver_may_still_reject_what_they_approved_while_it_waits(
+    box: Harness,
+) -> None:
+    await _admin_says(box, "team set ventas two-approvers hungup")
+    _, change_id = await _request(box, f"hide hungup 1001 {REASON}")
+    await _click(box, APPROVE_ACTION, change_id, MARIA)
+
+    await _click(box, REJECT_ACTION, change_id, MARIA)
+    (view,) = box.slack.opened_views
+    await _submit_reject(box, view, MARIA, "changed my mind")
+    await box.idle()
+
+    assert (await _change(box, change_id)).status == "rejected"
+    (decision,) = await _rows(box, Approval)
+    assert (decision.approver_id, decision.decision) == (MARIA, "rejected")
+    assert box.simulator.calls == []
+
+
+async def test_two_approvals_needed_and_given_at_once_run_the_change_once(box: Harness) -> None:
+    await _admin_says(box, "team set ventas two-approvers hungup")
+    _, change_id = await _request(box, f"hide hungup 1001-1002 {REASON}")
+
+    await asyncio.gather(
+        box.block_action(APPROVE_ACTION, change_id, user=MARIA),
+        box.block_action(APPROVE_ACTION, change_id, user=PEDRO),
+    )
+    await box.idle()
+
+    assert (await _change(box, change_id)).status == "done"
+    assert sorted(call.agent_id for call in box.simulator.calls) == ["1001", "1002"]
+
+
+async def test_a_double_click_at_once_runs_the_change_once(box: Harness) -> None:
+    _, change_id = await _request(box, f"hide disposition 1002 {REASON}")
+
+    await asyncio.gather(
+        box.block_action(APPROVE_ACTION, change_id, user=MARIA),
+        box.block_action(APPROVE_ACTION, change_id, user=MARIA),
+    )
+    await box.idle()
+
+    assert len(box.simulator.calls) == 1
+    assert len(await _rows(box, Approval)) == 1

@@ -15,7 +15,7 @@ from bot.app import revert_due_changes
 from bot.fake_slack import FakeSlack
 from commands.clock import system_clock
 from storage.models import AuditEvent, Change
-from tests.harness import ADMIN, Harness, ack_text, start_harness
+from tests.harness import ADMIN, TOKEN, Harness, ack_text, start_harness
 from wolkvox.simulator import Simulator
 
 TEAM_CHANNEL = "CVENTAS"
@@ -204,3 +204,43 @@ async def test_a_timed_dry_run_calls_nothing_and_sets_no_timer(agentbox: Harness
 
 def test_the_clock_is_aware() -> None:
     assert system_clock().tzinfo is UTC
+
+
+async def test_a_change_queued_for_the_same_button_wins_over_the_revert(
+    database_url: str, simulator: Simulator
+) -> None:
+    clock = MovableClock()
+    async with start_harness(database_url=database_url, simulator=simulator, clock=clock) as box:
+        await box.slash("hide dial 1001 for 30m")
+        await box.idle()
+        simulator.hold()
+        await box.slash("hide hungup 1002")  # in flight, held by wolkvox
+        await simulator.wait_in_flight(TOKEN, 1)
+        await box.slash("hide dial 1001")  # queued behind it, not sent yet
+
+        clock.advance(timedelta(minutes=31))
+        assert await revert_due_changes(box.services, box.app_client) == 0
+        simulator.release()
+        await box.idle()
+
+        assert simulator.button_state("1001", "dial") == "hide"
+        assert [c.display for c in simulator.calls if c.button == "dial"] == ["hide", "hide"]
+
+
+async def test_undo_after_a_timed_change_ended_undoes_the_callers_own_last_change(
+    database_url: str, simulator: Simulator
+) -> None:
+    clock = MovableClock()
+    async with start_harness(database_url=database_url, simulator=simulator, clock=clock) as box:
+        await box.slash("hide dial 1001 for 30m")
+        await box.idle()
+        await box.slash("hide disposition 1002")
+        await box.idle()
+        clock.advance(timedelta(minutes=31))
+        assert await _revert_due(box) == 1
+
+        await box.slash("undo")
+        await box.idle()
+
+        assert simulator.button_state("1002", "disposition") == "show"
+        assert simulator.button_state("1001", "dial") == "show"
