@@ -34,6 +34,7 @@ from commands.grammar import (
     normalize,
     parse_targets,
 )
+from commands.i18n import N_, _, ngettext
 from commands.overview import TeamView, UserOverview
 from storage.changes import Requester
 
@@ -51,21 +52,22 @@ DISPLAY, BUTTONS, TEAM, AGENTS, DURATION, REASON = (
     "duration",
     "reason",
 )
+#: (value, label): the labels are translated where the modal is built.
 BUTTON_CHOICES = (
-    ("dial", "Call button (dial)"),
-    ("disposition", "Disposition panel (disposition)"),
-    ("hungup", "Hang-up button (hungup)"),
+    ("dial", N_("Call button (dial)")),
+    ("disposition", N_("Disposition panel (disposition)")),
+    ("hungup", N_("Hang-up button (hungup)")),
 )
-#: ``for …`` choices: the grammar's words, "" for a change that stays.
+#: ``for …`` choices: the grammar's words, "" for a change that stays (labels as above).
 DURATIONS = (
-    ("", "Until changed again"),
-    ("15m", "15 minutes"),
-    ("30m", "30 minutes"),
-    ("1h", "1 hour"),
-    ("2h", "2 hours"),
-    ("4h", "4 hours"),
-    ("8h", "8 hours"),
-    ("24h", "24 hours"),
+    ("", N_("Until changed again")),
+    ("15m", N_("15 minutes")),
+    ("30m", N_("30 minutes")),
+    ("1h", N_("1 hour")),
+    ("2h", N_("2 hours")),
+    ("4h", N_("4 hours")),
+    ("8h", N_("8 hours")),
+    ("24h", N_("24 hours")),
 )
 _NO_DURATION = "none"  # a static select option's value may not be empty
 _MAX_OPTIONS = 100  # Slack's limit for a static select
@@ -99,22 +101,22 @@ class ChangeForm:
         errors: dict[str, str] = {}
         display = _WORDS.get(normalize(self.display.strip()))
         if display is None or display.kind is not WordKind.DISPLAY:
-            errors[DISPLAY] = "Choose whether to show or hide the buttons."
+            errors[DISPLAY] = _("Choose whether to show or hide the buttons.")
         buttons: list[str] = []
         for word in (w for raw in self.buttons for w in _SEPARATORS.split(raw) if w):
             lexeme = _WORDS.get(normalize(word))
             if lexeme is None or lexeme.kind is not WordKind.BUTTON:
-                errors[BUTTONS] = (
-                    f"`{word}` is not a button: choose dial, disposition, hungup (or all)."
-                )
+                errors[BUTTONS] = _(
+                    "`{word}` is not a button: choose dial, disposition, hungup (or all)."
+                ).format(word=word)
                 break
             buttons.append(lexeme.canonical)
         if not buttons and BUTTONS not in errors:
-            errors[BUTTONS] = "Choose at least one button."
+            errors[BUTTONS] = _("Choose at least one button.")
         teams = [normalize(team.strip()) for team in self.teams if team.strip()]
         for team in teams:
             if not _TEAM_NAME.fullmatch(team):
-                errors[TEAM] = f"`{team}` is not a team name."
+                errors[TEAM] = _("`{team}` is not a team name.").format(team=team)
         agents: tuple[str, ...] = ()
         if self.agents.strip():
             parsed = parse_targets([self.agents])
@@ -123,16 +125,20 @@ class ChangeForm:
             else:
                 agents = parsed
         elif not teams:
-            errors[AGENTS] = "Choose a team or type agent ids, like `1001, 1002-1010`."
+            errors[AGENTS] = _("Choose a team or type agent ids, like `1001, 1002-1010`.")
         duration = self.duration.strip().lower()
         if duration and not _DURATION_WORD.fullmatch(duration):
-            errors[DURATION] = f"`{duration}` is not a duration: write it like `30m` or `2h`."
+            errors[DURATION] = _(
+                "`{duration}` is not a duration: write it like `30m` or `2h`."
+            ).format(duration=duration)
         reason = self.reason.strip()
         if len(reason) > MAX_REASON_LENGTH:
-            errors[REASON] = f"Keep the reason to {MAX_REASON_LENGTH} characters."
+            errors[REASON] = _("Keep the reason to {count} characters.").format(
+                count=MAX_REASON_LENGTH
+            )
         quotes = next((q for q in _QUOTES if q[1] not in reason), None)
         if reason and quotes is None:
-            errors[REASON] = "The reason uses every kind of quote mark; leave one kind out."
+            errors[REASON] = _("The reason uses every kind of quote mark; leave one kind out.")
         if errors or display is None:
             return errors
         words = [display.canonical, *dict.fromkeys(buttons)]
@@ -206,7 +212,9 @@ def register(app: AsyncApp, services: Services) -> None:
         if isinstance(text, dict) or unknown:
             errors = dict(text) if isinstance(text, dict) else {}
             if unknown:
-                errors.setdefault(TEAM, f"There is no team named {unknown[0]}.")
+                errors.setdefault(
+                    TEAM, _("There is no team named `{name}`.").format(name=unknown[0])
+                )
             await ack(response_action="errors", errors=_on_fields(errors, has_team_field))
             return
         try:
@@ -222,11 +230,15 @@ def register(app: AsyncApp, services: Services) -> None:
             await ack(
                 response_action="errors",
                 errors=_on_fields(
-                    {AGENTS: "agentbox could not record this right now (its database is not "
-                     "answering), so nothing was changed. Please try again in a minute."},
+                    {
+                        AGENTS: _(
+                            "agentbox could not record this right now (its database is not "
+                            "answering), so nothing was changed. Please try again in a minute."
+                        )
+                    },
                     has_team_field,
                 ),
-            )  # fmt: skip
+            )
             return
         if isinstance(result, ParseError | Refused):
             message = result.message if isinstance(result, ParseError) else result.reason
@@ -314,18 +326,23 @@ async def _open(
 
 def modal_view(overview: UserOverview) -> dict[str, Any]:
     """The modal; for a user who may not change buttons, a modal that says why (no form)."""
-    title = {"type": "plain_text", "text": "Change agent buttons"}
+    # A modal's title holds at most 24 characters, in every language.
+    title = {"type": "plain_text", "text": _("Change agent buttons")[:24]}
     if not overview.can_change:
         if overview.roles:
-            why = "Your role is viewer: you may see status and history, not change buttons."
+            why = _("Your role is viewer: you may see status and history, not change buttons.")
         else:
-            ask = ", ".join(f"<@{admin}>" for admin in overview.admins) or "an admin"
-            why = f"You have no role in agentbox yet. Ask {ask} for one."
+            ask = ", ".join(f"<@{admin}>" for admin in overview.admins)
+            why = (
+                _("You have no role in agentbox yet. Ask {admins} for one.").format(admins=ask)
+                if ask
+                else _("You have no role in agentbox yet. Ask an admin for one.")
+            )
         return {
             "type": "modal",
             "callback_id": VIEW_CALLBACK_ID,
             "title": title,
-            "close": {"type": "plain_text", "text": "Close"},
+            "close": {"type": "plain_text", "text": _("Close")},
             "blocks": [
                 {"type": "section", "block_id": "why", "text": {"type": "mrkdwn", "text": why}}
             ],
@@ -333,18 +350,18 @@ def modal_view(overview: UserOverview) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = [
         _input(
             DISPLAY,
-            "Show or hide",
+            _("Show or hide"),
             {
                 "type": "radio_buttons",
-                "options": [_option("hide", "Hide"), _option("show", "Show")],
+                "options": [_option("hide", _("Hide")), _option("show", _("Show"))],
             },
         ),
         _input(
             BUTTONS,
-            "Buttons",
+            _("Buttons"),
             {
                 "type": "checkboxes",
-                "options": [_option(value, label) for value, label in BUTTON_CHOICES],
+                "options": [_option(value, _(label)) for value, label in BUTTON_CHOICES],
             },
         ),
     ]
@@ -352,10 +369,10 @@ def modal_view(overview: UserOverview) -> dict[str, Any]:
         blocks.append(
             _input(
                 TEAM,
-                "Team",
+                _("Team"),
                 {
                     "type": "static_select",
-                    "placeholder": {"type": "plain_text", "text": "A whole team"},
+                    "placeholder": {"type": "plain_text", "text": _("A whole team")},
                     "options": [_team_option(team) for team in overview.teams[:_MAX_OPTIONS]],
                 },
                 optional=True,
@@ -364,38 +381,39 @@ def modal_view(overview: UserOverview) -> dict[str, Any]:
     blocks += [
         _input(
             AGENTS,
-            "Agents",
+            _("Agents"),
             {
                 "type": "plain_text_input",
                 "placeholder": {"type": "plain_text", "text": "1001, 1002-1010"},
             },
             optional=True,
-            hint="Agent ids, lists and ranges"
-            + (", besides or instead of a team." if overview.teams else "."),
+            hint=_("Agent ids, lists and ranges, besides or instead of a team.")
+            if overview.teams
+            else _("Agent ids, lists and ranges."),
         ),
         _input(
             DURATION,
-            "For how long",
+            _("For how long"),
             {
                 "type": "static_select",
-                "initial_option": _option(_NO_DURATION, DURATIONS[0][1]),
-                "options": [_option(value or _NO_DURATION, label) for value, label in DURATIONS],
+                "initial_option": _option(_NO_DURATION, _(DURATIONS[0][1])),
+                "options": [_option(value or _NO_DURATION, _(label)) for value, label in DURATIONS],
             },
         ),
         _input(
             REASON,
-            "Reason",
+            _("Reason"),
             {"type": "plain_text_input", "multiline": True, "max_length": MAX_REASON_LENGTH},
             optional=True,
-            hint="Kept in agentbox's audit trail.",
+            hint=_("Kept in agentbox's audit trail."),
         ),
     ]
     return {
         "type": "modal",
         "callback_id": VIEW_CALLBACK_ID,
         "title": title,
-        "submit": {"type": "plain_text", "text": "Run"},
-        "close": {"type": "plain_text", "text": "Cancel"},
+        "submit": {"type": "plain_text", "text": _("Run")},
+        "close": {"type": "plain_text", "text": _("Cancel")},
         "blocks": blocks,
     }
 
@@ -425,5 +443,6 @@ def _option(value: str, label: str) -> dict[str, Any]:
 
 
 def _team_option(team: TeamView) -> dict[str, Any]:
-    agents = f"{len(team.agents)} agent{'s' if len(team.agents) != 1 else ''}"
+    count = len(team.agents)
+    agents = ngettext("{count} agent", "{count} agents", count).format(count=count)
     return _option(team.name, f"{team.name} ({agents})")

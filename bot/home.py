@@ -23,6 +23,7 @@ from bot.approvals import APPROVE_ACTION, REJECT_ACTION
 from bot.services import Services
 from commands.agents import agent_ranges
 from commands.changes import ChangeReport
+from commands.i18n import _, ngettext, use_language
 from commands.overview import UserOverview
 from storage.changes import Requester
 
@@ -94,13 +95,14 @@ def register(app: AsyncApp, services: Services) -> None:
 
 
 async def publish(services: Services, client: AsyncWebClient, requester: Requester) -> None:
-    """Read the user's overview and publish their Home; a failure is logged, never raised."""
+    """Read the user's overview and publish their Home, in their language (also when a change of
+    theirs ends after a restart); a failure is logged, never raised."""
     try:
-        overview = await services.overview.of(requester)
-        approvals = await pending_approvals(services, requester) if overview.can_approve else []
-        await client.views_publish(
-            user_id=requester.user_id, view=home_view(overview, approvals, datetime.now(UTC))
-        )
+        with use_language(await services.languages.language_for(requester.user_id)):
+            overview = await services.overview.of(requester)
+            approvals = await pending_approvals(services, requester) if overview.can_approve else []
+            view = home_view(overview, approvals, datetime.now(UTC))
+        await client.views_publish(user_id=requester.user_id, view=view)
     except Exception:
         log.exception("could not publish the App Home of %s", requester.user_id)
 
@@ -140,17 +142,21 @@ def home_view(
         blocks.append(
             _section(
                 "roles",
-                "You have no role in agentbox yet, so there is nothing to show you here. "
-                + (f"Ask an admin ({ask}) for one." if ask else "The operator names the first "
-                   "admins in `AGENTBOX_ADMINS`."),
+                _("You have no role in agentbox yet, so there is nothing to show you here.")
+                + " "
+                + (
+                    _("Ask an admin ({admins}) for one.").format(admins=ask)
+                    if ask
+                    else _("The operator names the first admins in `AGENTBOX_ADMINS`.")
+                ),
             )
-        )  # fmt: skip
+        )
         return {"type": "home", "blocks": blocks}
 
     blocks.append(
-        _section("roles", "*Your roles*\n" + "\n".join(f"• {g}" for g in overview.grants))
+        _section("roles", _("*Your roles*") + "\n" + "\n".join(f"• {g}" for g in overview.grants))
     )
-    blocks.append(_section("teams", "*Teams*\n" + _teams(overview)))
+    blocks.append(_section("teams", _("*Teams*") + "\n" + _teams(overview)))
     if overview.can_change:
         blocks.append(
             {
@@ -161,7 +167,7 @@ def home_view(
                         "type": "button",
                         "style": "primary",
                         "action_id": CHANGE_BUTTONS_ACTION,
-                        "text": {"type": "plain_text", "text": "Change agent buttons"},
+                        "text": {"type": "plain_text", "text": _("Change agent buttons")},
                     }
                 ],
             }
@@ -172,17 +178,22 @@ def home_view(
     blocks.append({"type": "divider"})
     hidden = overview.hidden
     blocks.append(
-        _section("hidden", hidden if hidden.startswith("*") else f"*Hidden right now*\n{hidden}")
+        _section(
+            "hidden", hidden if hidden.startswith("*") else _("*Hidden right now*") + "\n" + hidden
+        )
     )
-    blocks.append(_section("recent", "*Recent activity*\n" + overview.recent))
+    blocks.append(_section("recent", _("*Recent activity*") + "\n" + overview.recent))
     blocks.append(
         {
             "type": "context",
             "elements": [
                 {
                     "type": "mrkdwn",
-                    "text": f"Updated <!date^{int(now.timestamp())}^{{date_short_pretty}} at "
-                    f"{{time}}|{now:%Y-%m-%d %H:%M} UTC>. `/agentbox help` lists every command.",
+                    "text": _("Updated {date}. `/agentbox help` lists every command.").format(
+                        date=f"<!date^{int(now.timestamp())}^"
+                        + _("{date_short_pretty} at {time}")
+                        + f"|{now:%Y-%m-%d %H:%M} UTC>"
+                    ),
                 }
             ],
         }
@@ -192,27 +203,42 @@ def home_view(
 
 def _teams(overview: UserOverview) -> str:
     if not overview.teams:
-        return "No teams yet."
+        return _("No teams yet.")
     lines = []
     for team in overview.teams:
-        mine = ", ".join(role.value for role in team.roles) or "read only"
-        agents = f"{len(team.agents)} agent{'s' if len(team.agents) != 1 else ''}"
+        mine = ", ".join(role.value for role in team.roles) or _("read only")
+        count = len(team.agents)
+        agents = ngettext("{count} agent", "{count} agents", count).format(count=count)
         if team.agents:
             agents += f" ({agent_ranges(team.agents, max_chars=80)})"
-        lines.append(f"• *{team.name}*: {agents}, trail in <#{team.channel_id}> — you: {mine}")
+        lines.append(
+            _("• *{team}*: {agents}, trail in {channel} — you: {roles}").format(
+                team=team.name, agents=agents, channel=f"<#{team.channel_id}>", roles=mine
+            )
+        )
     return _clip("\n".join(lines))
 
 
 def _approvals(approvals: Sequence[PendingApproval]) -> list[dict[str, Any]]:
     if not approvals:
-        return [_section("approvals", "*Waiting for your approval*\nNothing right now.")]
-    blocks = [_section("approvals", f"*Waiting for your approval* ({len(approvals)})")]
+        return [
+            _section("approvals", _("*Waiting for your approval*") + "\n" + _("Nothing right now."))
+        ]
+    blocks = [
+        _section(
+            "approvals",
+            _("*Waiting for your approval* ({count})").format(count=len(approvals)),
+        )
+    ]
     for approval in approvals[:_MAX_APPROVALS]:
         blocks.append(
             _section(
                 f"approval-{approval.change_id}",
-                f"Change #{approval.change_id} from <@{approval.requester_id}>: "
-                f"`{_clip(approval.text, 500)}`",
+                _("Change #{change} from {user}: {text}").format(
+                    change=approval.change_id,
+                    user=f"<@{approval.requester_id}>",
+                    text=f"`{_clip(approval.text, 500)}`",
+                ),
             )
         )
         blocks.append(
@@ -225,20 +251,21 @@ def _approvals(approvals: Sequence[PendingApproval]) -> list[dict[str, Any]]:
                         "style": "primary",
                         "action_id": APPROVE_ACTION,
                         "value": str(approval.change_id),
-                        "text": {"type": "plain_text", "text": "Approve"},
+                        "text": {"type": "plain_text", "text": _("Approve")},
                     },
                     {
                         "type": "button",
                         "style": "danger",
                         "action_id": REJECT_ACTION,
                         "value": str(approval.change_id),
-                        "text": {"type": "plain_text", "text": "Reject"},
+                        "text": {"type": "plain_text", "text": _("Reject")},
                     },
                 ],
             }
         )
     if len(approvals) > _MAX_APPROVALS:
-        blocks.append(_section("approvals-more", f"…and {len(approvals) - _MAX_APPROVALS} more."))
+        more = len(approvals) - _MAX_APPROVALS
+        blocks.append(_section("approvals-more", _("…and {count} more.").format(count=more)))
     return blocks
 
 

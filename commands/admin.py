@@ -36,6 +36,7 @@ from commands.grammar import (
     sections_for,
     usage,
 )
+from commands.i18n import _, ngettext
 from commands.languages import LanguageChoices
 from commands.operations import DEFAULT_OPERATION, Operations
 from commands.reads import Reads
@@ -77,16 +78,23 @@ def _grant_line(grant: GrantRecord) -> str:
 
 
 def _team_text(team: TeamRecord) -> str:
+    count = len(team.agents)
     lines = [
-        f"*{team.name}* (operation `{team.operation}`): {len(team.agents)} agents"
+        ngettext(
+            "*{team}* (operation `{operation}`): {count} agent",
+            "*{team}* (operation `{operation}`): {count} agents",
+            count,
+        ).format(team=team.name, operation=team.operation, count=count)
         + (f" ({agent_ranges(team.agents)})" if team.agents else ""),
-        f"trail in <#{team.channel_id}>",
+        _("trail in {channel}").format(channel=f"<#{team.channel_id}>"),
     ]
     if team.approvals_channel_id:
-        lines.append(f"approvals in <#{team.approvals_channel_id}>")
+        lines.append(_("approvals in {channel}").format(channel=f"<#{team.approvals_channel_id}>"))
     if team.change_channels:
         lines.append(
-            "changes accepted only in " + ", ".join(f"<#{c}>" for c in team.change_channels)
+            _("changes accepted only in {channels}").format(
+                channels=", ".join(f"<#{c}>" for c in team.change_channels)
+            )
         )
     return "\n".join(lines + _policy_lines(team))
 
@@ -97,18 +105,24 @@ def _policy_lines(team: TeamRecord) -> list[str]:
     lines = []
     needs = [f"`{b}`" for b in policy.approval_buttons]
     if policy.approval_over_agents is not None:
-        needs.append(f"more than {policy.approval_over_agents} of its agents at once")
+        needs.append(
+            _("more than {count} of its agents at once").format(count=policy.approval_over_agents)
+        )
     if needs:
-        lines.append("changes that need approval: " + ", ".join(needs))
+        lines.append(_("changes that need approval: {what}").format(what=", ".join(needs)))
     if policy.two_approvers_buttons:
         buttons = ", ".join(f"`{b}`" for b in policy.two_approvers_buttons)
-        lines.append(f"two approvers for changes to {buttons}")
+        lines.append(_("two approvers for changes to {buttons}").format(buttons=buttons))
     if policy.approval_ttl_minutes is not None:
-        lines.append(f"requests wait {policy.approval_ttl_minutes} min for approval")
+        lines.append(
+            _("requests wait {minutes} min for approval").format(
+                minutes=policy.approval_ttl_minutes
+            )
+        )
     if policy.self_approval:
-        lines.append("self-approval on (approvers may approve their own requests)")
+        lines.append(_("self-approval on (approvers may approve their own requests)"))
     if not policy.trail_enabled:
-        lines.append("trail off (no line in its channel for each change)")
+        lines.append(_("trail off (no line in its channel for each change)"))
     return lines
 
 
@@ -181,19 +195,23 @@ class AdminService:
             return await self._roles(caller, command)
         if isinstance(command, TeamShowCommand | TeamListCommand):
             if not caller.roles:
-                return await self._refuse(requester, text, "You have no role in agentbox yet.")
+                return await self._refuse(requester, text, _("You have no role in agentbox yet."))
             if isinstance(command, TeamListCommand):
                 teams = await self._directory.teams()
                 if not teams:
-                    return Reply("No teams yet. An admin creates them: `/agentbox team create …`.")
+                    return Reply(
+                        _("No teams yet. An admin creates them: `/agentbox team create …`.")
+                    )
                 return Reply("\n\n".join(_team_text(team) for team in teams))
             team = await self._directory.team(command.name)
             if team is None:
-                return Reply(f"There is no team named `{command.name}`.", ok=False)
+                return Reply(
+                    _("There is no team named `{name}`.").format(name=command.name), ok=False
+                )
             return Reply(_team_text(team))
         if not caller.is_admin:
             return await self._refuse(
-                requester, text, "Only agentbox admins manage grants and teams."
+                requester, text, _("Only agentbox admins manage grants and teams.")
             )
         try:
             if isinstance(command, GrantCommand):
@@ -206,22 +224,22 @@ class AdminService:
                 team = await self._directory.add_agents(
                     command.name, command.agents, audit=self._audit(requester, "team.add", text)
                 )
-                return Reply(f"Added. {_team_text(team)}")
+                return Reply(_("Added. {team}").format(team=_team_text(team)))
             if isinstance(command, TeamSetCommand):
                 team = await self._directory.configure_team(
                     command.name,
                     lambda team: _with_setting(team, command),
                     audit=self._audit(requester, "team.set", text),
                 )
-                return Reply(f"Set. {_team_text(team)}")
+                return Reply(_("Set. {team}").format(team=_team_text(team)))
             if isinstance(command, TeamRemoveCommand):
                 team = await self._directory.remove_agents(
                     command.name, command.agents, audit=self._audit(requester, "team.remove", text)
                 )
-                return Reply(f"Removed. {_team_text(team)}")
+                return Reply(_("Removed. {team}").format(team=_team_text(team)))
         except DirectoryError as error:
-            return await self._refuse(requester, text, str(error))
-        return Reply("That command is not handled here.", ok=False)
+            return await self._refuse(requester, text, error.localized(_))
+        return Reply(_("That command is not handled here."), ok=False)
 
     async def help(self, requester: Requester, command: HelpCommand) -> Reply:
         """The usage of what the caller may run (everyone sees the change syntax)."""
@@ -234,18 +252,18 @@ class AdminService:
         return Reply(usage(sections))
 
     def _whoami(self, caller: Caller) -> Reply:
-        lines = [f"You are <@{caller.actor.user_id}>."]
+        lines = [_("You are {user}.").format(user=f"<@{caller.actor.user_id}>")]
         if caller.env_admin:
-            lines.append("• admin (AGENTBOX_ADMINS: set by the operator, no command revokes it)")
+            lines.append(_("• admin (AGENTBOX_ADMINS: set by the operator, no command revokes it)"))
         lines += [f"• {describe(grant)}" for grant in caller.grants]
         if len(lines) == 1:
-            lines.append("You have no role in agentbox yet; ask an admin.")
+            lines.append(_("You have no role in agentbox yet; ask an admin."))
         return Reply("\n".join(lines))
 
     async def _roles(self, caller: Caller, command: RolesCommand) -> Reply:
         others = command.subject is None or command.subject != UserRef(caller.actor.user_id)
         if others and not caller.roles:
-            return Reply("You have no role in agentbox yet.", ok=False)
+            return Reply(_("You have no role in agentbox yet."), ok=False)
         grants = list(caller.all_grants)
         if command.subject is not None:
             key = _subject_key(command.subject)
@@ -259,14 +277,20 @@ class AdminService:
         ):
             lines.append(f"• <@{command.subject.user_id}>: admin (AGENTBOX_ADMINS)")
         lines += [_grant_line(grant) for grant in grants]
-        return Reply("\n".join(lines) if lines else "No grants.")
+        return Reply("\n".join(lines) if lines else _("No grants."))
 
     async def _grant(self, requester: Requester, text: str, command: GrantCommand) -> Reply:
         if command.teams:
             missing = [name for name in command.teams if await self._directory.team(name) is None]
             if missing:
                 return await self._refuse(
-                    requester, text, f"There is no team named {', '.join(missing)}."
+                    requester,
+                    text,
+                    ngettext(
+                        "There is no team named {names}.",
+                        "There are no teams named {names}.",
+                        len(missing),
+                    ).format(names=", ".join(missing)),
                 )
         subject_type, subject_id = _subject_key(command.subject)
         grant, created = await self._directory.add_grant(
@@ -279,8 +303,14 @@ class AdminService:
             audit=self._audit(requester, "grant", text),
         )
         if not created:
-            return Reply(f"{mention(command.subject)} already has that: {describe(grant)}.")
-        return Reply(f"Granted {mention(command.subject)}: {describe(grant)}.")
+            return Reply(
+                _("{who} already has that: {grant}.").format(
+                    who=mention(command.subject), grant=describe(grant)
+                )
+            )
+        return Reply(
+            _("Granted {who}: {grant}.").format(who=mention(command.subject), grant=describe(grant))
+        )
 
     async def _revoke(
         self, requester: Requester, text: str, caller: Caller, command: RevokeCommand
@@ -303,8 +333,10 @@ class AdminService:
                 return await self._refuse(
                     requester,
                     text,
-                    f"{mention(subject)}'s grant #{grant.id} covers every team; revoke it "
-                    "(without `team:`) and grant the teams you want instead.",
+                    _(
+                        "{who}'s grant #{id} covers every team; revoke it (without `team:`) and "
+                        "grant the teams you want instead."
+                    ).format(who=mention(subject), id=grant.id),
                 )
             elif set(command.teams) & set(grant.teams):
                 removed.append(grant)
@@ -315,11 +347,13 @@ class AdminService:
             return await self._refuse(
                 requester,
                 text,
-                f"{mention(subject)} is an admin through AGENTBOX_ADMINS, which only the "
-                "operator can change; no Slack command can revoke it.",
+                _(
+                    "{who} is an admin through AGENTBOX_ADMINS, which only the operator can "
+                    "change; no Slack command can revoke it."
+                ).format(who=mention(subject)),
             )
         if not removed:
-            return Reply(f"{mention(subject)} has no such grant.", ok=False)
+            return Reply(_("{who} has no such grant.").format(who=mention(subject)), ok=False)
         audit = self._audit(requester, "revoke", text)
         # Narrowed grants are re-added in the same transaction as the removal.
         await self._directory.replace_grants(
@@ -329,20 +363,30 @@ class AdminService:
             audit=audit,
         )
         what = ", ".join(f"#{g.id} ({g.role})" for g in removed)
-        still = " They stay admin through AGENTBOX_ADMINS." if env_admin else ""
-        return Reply(f"Revoked {mention(subject)}'s grant {what}.{still}")
+        revoked = _("Revoked {who}'s grant {what}.").format(who=mention(subject), what=what)
+        if env_admin:
+            revoked += " " + _("They stay admin through AGENTBOX_ADMINS.")
+        return Reply(revoked)
 
     async def _team_create(
         self, requester: Requester, text: str, command: TeamCreateCommand
     ) -> Reply:
         operation = command.operation or DEFAULT_OPERATION
         if not await self._operations.exists(operation):
-            known = ", ".join(f"`{name}`" for name in self._operations.names) or "none"
+            known = ", ".join(f"`{name}`" for name in self._operations.names)
+            reason = (
+                _(
+                    "There is no wolkvox operation `{operation}` (known: {known}). An operator "
+                    "adds one with `agentbox operation add`."
+                )
+                if known
+                else _(
+                    "There is no wolkvox operation `{operation}` (known: none). An operator "
+                    "adds one with `agentbox operation add`."
+                )
+            )
             return await self._refuse(
-                requester,
-                text,
-                f"There is no wolkvox operation `{operation}` (known: {known}). An operator "
-                "adds one with `agentbox operation add`.",
+                requester, text, reason.format(operation=operation, known=known)
             )
         team = await self._directory.create_team(
             command.name,
@@ -355,7 +399,7 @@ class AdminService:
             else None,
             audit=self._audit(requester, "team.create", text),
         )
-        return Reply(f"Created. {_team_text(team)}")
+        return Reply(_("Created. {team}").format(team=_team_text(team)))
 
     def _audit(self, requester: Requester, action: str, text: str) -> AuditEntry:
         return AuditEntry(

@@ -16,8 +16,27 @@ from storage.models import Grant, Operation, Team, TeamAgent, utcnow
 from storage.secrets import TokenCipher
 
 
+def N_(message: str) -> str:
+    """Mark ``message`` for translation (gettext's marker, as in commands.i18n: storage depends on
+    nothing in commands)."""
+    return message
+
+
 class DirectoryError(Exception):
-    """A request the directory cannot carry out; the message says why, for the user."""
+    """A request the directory cannot carry out; the message says why, for the user.
+
+    ``str(error)`` is English (the operator's CLI shows it); :meth:`localized` gives it in the
+    reader's language, from the marked English ``message`` and its ``fields``.
+    """
+
+    def __init__(self, message: str, **fields: object) -> None:
+        self.message = message
+        self.fields = fields
+        super().__init__(message.format(**fields))
+
+    def localized(self, translate: Callable[[str], str]) -> str:
+        """The message in the language of ``translate`` (the reader's gettext)."""
+        return translate(self.message).format(**self.fields)
 
 
 @dataclass(frozen=True)
@@ -205,7 +224,7 @@ class Directory:
     ) -> TeamRecord:
         async with self._writing() as session:
             if await session.scalar(select(Team.id).where(Team.name == name)) is not None:
-                raise DirectoryError(f"A team named `{name}` exists already.")
+                raise DirectoryError(N_("A team named `{name}` exists already."), name=name)
             await self._check_free(session, operation, agents, team_id=None)
             team = Team(
                 name=name,
@@ -296,7 +315,7 @@ class Directory:
         statement = select(Team).where(Team.name == name)
         team = await session.scalar(statement.with_for_update() if lock else statement)
         if team is None:
-            raise DirectoryError(f"There is no team named `{name}`.")
+            raise DirectoryError(N_("There is no team named `{name}`."), name=name)
         return team
 
     async def _check_free(
@@ -317,10 +336,22 @@ class Directory:
             taken.update({agent: team for agent, team in rows})
         if taken:
             sample = ", ".join(f"{agent} ({team})" for agent, team in sorted(taken.items())[:10])
-            more = f" and {len(taken) - 10} more" if len(taken) > 10 else ""
+            if len(taken) > 10:
+                raise DirectoryError(
+                    N_(
+                        "An agent belongs to at most one team per operation; already in a team: "
+                        "{agents} and {count} more. Remove them there first "
+                        "(`/agentbox team remove …`)."
+                    ),
+                    agents=sample,
+                    count=len(taken) - 10,
+                )
             raise DirectoryError(
-                f"An agent belongs to at most one team per operation; already in a team: "
-                f"{sample}{more}. Remove them there first (`/agentbox team remove …`)."
+                N_(
+                    "An agent belongs to at most one team per operation; already in a team: "
+                    "{agents}. Remove them there first (`/agentbox team remove …`)."
+                ),
+                agents=sample,
             )
 
     # --- grants ----------------------------------------------------------------------------
@@ -406,8 +437,10 @@ class Directory:
                 )
                 if not admins - set(remove) and not any(g.role == "admin" for g in add):
                     raise DirectoryError(
-                        "That would leave agentbox without an admin. Grant admin to someone "
-                        "else first."
+                        N_(
+                            "That would leave agentbox without an admin. Grant admin to someone "
+                            "else first."
+                        )
                     )
             await session.execute(delete(Grant).where(Grant.id.in_(list(remove))))
             for grant in add:
