@@ -27,6 +27,7 @@ from commands.changes import (
     SubmitResult,
 )
 from commands.grammar import HelpCommand, ParseError
+from commands.i18n import _
 from storage.changes import ChangeRecord, Requester
 from wolkvox.model import Button, Display
 
@@ -75,8 +76,10 @@ def build_app(services: Services) -> AsyncApp:
             log.exception("could not take a command")
             await ack(
                 **render.failure(
-                    "agentbox could not record your request right now (its database is not "
-                    "answering), so nothing was changed. Please try again in a minute."
+                    _(
+                        "agentbox could not record your request right now (its database is not "
+                        "answering), so nothing was changed. Please try again in a minute."
+                    )
                 )
             )
             return
@@ -98,7 +101,7 @@ def build_app(services: Services) -> AsyncApp:
                 name=f"change-{result.change_id}",
             )
         else:
-            reason = result.reason if result else "That button does not name a change."
+            reason = result.reason if result else _("That button does not name a change.")
             message = render.refused(reason)
         if respond is not None:
             await respond.send_dict({"replace_original": isinstance(result, Accepted), **message})
@@ -111,9 +114,9 @@ def build_app(services: Services) -> AsyncApp:
         cancelled = bool(change_id) and await services.changes.cancel(change_id, requester)
         if body.get("response_url"):
             text = (
-                "Cancelled: nothing was changed."
+                _("Cancelled: nothing was changed.")
                 if cancelled
-                else "This change is not waiting for you (already confirmed or cancelled)."
+                else _("This change is not waiting for you (already confirmed or cancelled).")
             )
             await AsyncWebhookClient(body["response_url"]).send_dict(
                 {"replace_original": cancelled, **render.message(text)}

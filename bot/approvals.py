@@ -6,12 +6,17 @@ only reads the button's change id and answers. The request message is found from
 (never from the payload), so a click from App Home or a forged payload updates the right message
 or none. Clicks that change nothing are answered to the clicker alone (ephemeral, or a DM where
 Slack gives no response_url).
+
+Languages: the request's message in the approvals channel is read by many, so it is in the
+workspace default (like a trail line); what goes to one person is in theirs — the clicker's (the
+request's own), or the requester's, looked up for DMs about their request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -20,11 +25,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot import render
+from bot.oauth import in_workspace
 from bot.progress import SlackProgress
 from commands.approvals import NotDecided, Requested
 from commands.changes import ChangeReport
+from commands.i18n import _, ngettext, use_language
 from storage.approvals import RequestRecord
 from storage.changes import Requester
+from storage.models import ChangeStatus
 from wolkvox.model import Button, Display
 
 if TYPE_CHECKING:
@@ -53,19 +61,27 @@ def register(app: AsyncApp, services: Services) -> None:
         record = result.request
         if result.runs:
             start_approved(services, client, record)
-            await _tell(client, record.requester_id, render.request_news(record))
-            note = f"You approved request #{record.id}; it runs now."
+            await _tell_requester(services, client, record, render.request_news)
+            note = _("You approved request #{change_id}; it runs now.").format(change_id=record.id)
         else:
-            await _update(
-                client, record, render.approval_request(record, APPROVE_ACTION, REJECT_ACTION)
-            )
+            # Read it again just before showing it: a second approval may have run it meanwhile,
+            # and its progress must not be overwritten by this older "waiting" view.
+            current = await services.approvals.load(record.id)
+            if current is not None and current.status == ChangeStatus.AWAITING_APPROVAL:
+                with use_language(services.languages.default):  # the approvals channel's
+                    waiting = render.approval_request(current, APPROVE_ACTION, REJECT_ACTION)
+                await _update(client, current, waiting)
             left = record.approvals_needed - len(record.approved_by)
-            note = (
-                f"You approved request #{record.id}; it needs {left} more approver"
-                f"{'s' if left != 1 else ''} before it runs."
-            )
+            note = ngettext(
+                "You approved request #{change_id}; it needs {count} more approver before it runs.",
+                "You approved request #{change_id}; it needs {count} more approvers "
+                "before it runs.",
+                left,
+            ).format(change_id=record.id, count=left)
         if result.self_approved:
-            note += " (Your own request: self-approval is on for its team, and it is audited.)"
+            note += " " + _(
+                "(Your own request: self-approval is on for its team, and it is audited.)"
+            )
         await _answer(client, body, user, render.message(f":white_check_mark: {note}"))
 
     @app.action(REJECT_ACTION)
@@ -91,7 +107,7 @@ def register(app: AsyncApp, services: Services) -> None:
         if isinstance(result, NotDecided):
             await _refused(services, client, body, user, result)
         else:
-            await _closed(client, result.request)
+            await _closed(services, client, result.request)
 
     @app.view(REJECT_VIEW)
     async def reject_reason(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
@@ -107,10 +123,10 @@ def register(app: AsyncApp, services: Services) -> None:
             # The modal stays open and says why; nothing was rejected.
             await ack(response_action="errors", errors={"reason": result.reason[:150]})
             if result.expired_now and result.request is not None:
-                await _closed(client, result.request)
+                await _closed(services, client, result.request)
             return
         await ack()
-        await _closed(client, result.request)
+        await _closed(services, client, result.request)
 
 
 async def post_request(services: Services, client: AsyncWebClient, result: Requested) -> None:
@@ -119,22 +135,22 @@ async def post_request(services: Services, client: AsyncWebClient, result: Reque
     record = await services.approvals.load(result.change_id)
     if record is None:
         return
+    with use_language(services.languages.default):  # the approvals channel's
+        request = render.approval_request(record, APPROVE_ACTION, REJECT_ACTION)
     try:
-        posted = await client.chat_postMessage(
-            channel=result.channel,
-            **render.approval_request(record, APPROVE_ACTION, REJECT_ACTION),
-        )
+        posted = await client.chat_postMessage(channel=result.channel, **request)
     except Exception as error:
         why = _slack_error(error)
         log.warning("cannot post request #%s in %s: %s", result.change_id, result.channel, why)
         await services.approvals.withdraw(
             result.change_id, f"could not post it in <#{result.channel}>: {why}"
         )
-        text = (
-            f":x: Your request #{result.change_id} could not be posted in <#{result.channel}> "
-            f"(Slack says `{why}`), so it is withdrawn and nothing will run. Invite agentbox to "
+        # Still the request's task (bot/app.py spawned it): the requester's language.
+        text = _(
+            ":x: Your request #{change_id} could not be posted in <#{channel}> "
+            "(Slack says `{error}`), so it is withdrawn and nothing will run. Invite agentbox to "
             "that channel, or ask an admin to set the team's approvals channel, then ask again."
-        )
+        ).format(change_id=result.change_id, channel=result.channel, error=why)
         response_url = record.change.response_url
         if response_url:
             await _send(response_url, render.message(text))
@@ -177,16 +193,29 @@ class RequestProgress(SlackProgress):
             on_posted=remember,
             languages=services.languages,  # the requester's, as for any change
         )
+        self._services = services
         self._record = record
-        self._header = render.request_header(record)
+        with use_language(services.languages.default):
+            self._header = render.request_header(record)
+
+    # The request's message is in the approvals channel: its progress and summary are in the
+    # workspace default language, like the request itself (the requester's copy is theirs).
+    async def _requester_language(self) -> str:
+        return self._services.languages.default
+
+    def _language_now(self) -> str:
+        return self._services.languages.default
 
     async def _show(self, message: render.Message) -> bool:
         return await super()._show(render.with_header(self._header, message))
 
     async def on_finished(self, report: ChangeReport) -> None:
         await super().on_finished(report)
-        await _tell(
-            self._client, self._record.requester_id, render.request_outcome(self._record, report)
+        await _tell_requester(
+            self._services,
+            self._client,
+            self._record,
+            lambda record: render.request_outcome(record, report),
         )
 
 
@@ -194,7 +223,9 @@ async def expire_requests(services: Services) -> int:
     """Expire the requests whose time is up: update their messages, tell their requesters."""
     expired = await services.approvals.expire_due()
     for record in expired:
-        await _closed(services.slack, record)
+        # Multi-workspace installs: post with the token of the workspace the request came from.
+        with in_workspace(record.change.requester.team_id):
+            await _closed(services, services.slack, record)
     return len(expired)
 
 
@@ -211,10 +242,24 @@ async def sweep_forever(services: Services) -> None:
         await asyncio.sleep(wait)
 
 
-async def _closed(client: AsyncWebClient, record: RequestRecord) -> None:
+async def _closed(services: Services, client: AsyncWebClient, record: RequestRecord) -> None:
     """A request ended without running: say so in its message and to its requester."""
-    await _update(client, record, render.request_closed(record))
-    await _tell(client, record.requester_id, render.request_news(record))
+    with use_language(services.languages.default):  # the approvals channel's
+        closed = render.request_closed(record)
+    await _update(client, record, closed)
+    await _tell_requester(services, client, record, render.request_news)
+
+
+async def _tell_requester(
+    services: Services,
+    client: AsyncWebClient,
+    record: RequestRecord,
+    render_for: Callable[[RequestRecord], render.Message],
+) -> None:
+    """A DM to the request's requester, in their language (whoever clicked)."""
+    with use_language(await services.languages.language_for(record.requester_id)):
+        message = render_for(record)
+    await _tell(client, record.requester_id, message)
 
 
 async def _refused(
@@ -227,7 +272,7 @@ async def _refused(
     """Answer a click that changed nothing; if it found the request expired, say so there too."""
     await _answer(client, body, user, render.refused(result.reason))
     if result.expired_now and result.request is not None:
-        await _closed(client, result.request)
+        await _closed(services, client, result.request)
 
 
 async def _update(client: AsyncWebClient, record: RequestRecord, message: render.Message) -> None:

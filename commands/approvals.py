@@ -32,6 +32,7 @@ from commands.access import Access
 from commands.agents import agent_ranges
 from commands.clock import Clock
 from commands.grammar import ChangeCommand
+from commands.i18n import _, ngettext
 from commands.roles import ChangeDecision, Target, decide_change
 from commands.snapshot import Snapshot, Snapshots
 from storage.approvals import ApprovalStore, Outcome, RequestRecord
@@ -110,10 +111,10 @@ def plan_request(
     )
     why: list[str] = []
     if decision.needs_approval:
-        agents = agent_ranges(dict.fromkeys(t.agent_id for t, _ in decision.needs_approval))
-        why.append(f"your role for {agents} is requester")
+        agents = agent_ranges(dict.fromkeys(t.agent_id for t, _b in decision.needs_approval))
+        why.append(_("your role for {agents} is requester").format(agents=agents))
     per_team: dict[str, set[str]] = defaultdict(set)
-    for target, _ in pairs:
+    for target, _b in pairs:
         if target.team is not None and target.team in teams:
             per_team[target.team].add(target.agent_id)
     two = False
@@ -123,12 +124,18 @@ def plan_request(
         marked = [b for b in policy.approval_buttons if b in buttons]
         if marked:
             names = ", ".join(f"`{b}`" for b in marked)
-            why.append(f"team {name} requires approval for changes to {names}")
+            why.append(
+                _("team {team} requires approval for changes to {buttons}").format(
+                    team=name, buttons=names
+                )
+            )
         over = policy.approval_over_agents
         if over is not None and len(agents_of_team) > over:
             why.append(
-                f"team {name} requires approval for changes to more than {over} of its agents "
-                f"(this one changes {len(agents_of_team)})"
+                _(
+                    "team {team} requires approval for changes to more than {most} of its agents "
+                    "(this one changes {count})"
+                ).format(team=name, most=over, count=len(agents_of_team))
             )
         two = two or any(b in buttons for b in policy.two_approvers_buttons)
     if not why:
@@ -137,18 +144,18 @@ def plan_request(
     for name in sorted(per_team):
         team = teams[name]
         channels[team.approvals_channel_id or team.channel_id].append(name)
-    if any(t.team is None or t.team not in teams for t, _ in pairs):
+    if any(t.team is None or t.team not in teams for t, _b in pairs):
         if asked_in is None:
-            return "Agents in no team can only be requested from a channel."
-        channels[asked_in].append("agents in no team")
+            return _("Agents in no team can only be requested from a channel.")
+        channels[asked_in].append(_("agents in no team"))
     if len(channels) > 1:
         where = "; ".join(
             f"{', '.join(names)} → <#{channel}>" for channel, names in channels.items()
         )
-        return (
+        return _(
             "This change needs approval, and its teams take requests in different channels "
-            f"({where}). Request each team's agents in a command of its own."
-        )
+            "({channels}). Request each team's agents in a command of its own."
+        ).format(channels=where)
     ttls = [
         teams[name].policy.approval_ttl_minutes
         for name in per_team
@@ -314,12 +321,7 @@ class ApprovalService:
         """Whether ``user`` may decide on ``record`` now: True for a self-approval, False for
         anyone else allowed, or the refusal (audited)."""
         if record is None:
-            return await self._refuse(
-                user,
-                text,
-                "That button names no approval request, so nothing was done.",
-                None,
-            )
+            return await self._refuse(user, text, _no_request(), None)
         closed = _closed_reason(record)
         if closed is not None:
             return await self._refuse(user, text, closed, record)
@@ -341,17 +343,24 @@ class ApprovalService:
         targets = _targets(record, snapshot)
         teams = [snapshot.teams.get(t.team) if t.team else None for t in targets.values()]
         if own and not all(team is not None and team.policy.self_approval for team in teams):
-            return (
+            return _(
                 "You asked for this change, so someone else must approve it (self-approval is "
                 "off for its team). Ask an approver in this channel."
             )
         missing = await self._not_covered(record, user, targets, snapshot)
         if missing is not None:
-            verb = "approve" if approving else "reject"
-            return (
-                f"You may not {verb} this request: your grants do not cover all of it "
-                f"({missing}). An admin or a supervisor of every agent and button in it may."
+            refusal = (
+                _(
+                    "You may not approve this request: your grants do not cover all of it "
+                    "({missing}). An admin or a supervisor of every agent and button in it may."
+                )
+                if approving
+                else _(
+                    "You may not reject this request: your grants do not cover all of it "
+                    "({missing}). An admin or a supervisor of every agent and button in it may."
+                )
             )
+            return refusal.format(missing=missing)
         return None
 
     async def _not_covered(
@@ -388,11 +397,12 @@ class ApprovalService:
             return None
         reasons = [r.reason for r in decision.refusals]
         if decision.needs_approval:
-            reasons.append("as a requester you may ask for changes, not approve them")
+            reasons.append(_("as a requester you may ask for changes, not approve them"))
         shown = ", ".join(f"{agent} (`{button}`)" for agent, button in missing[:5])
-        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        if len(missing) > 5:
+            shown = _("{agents} and {count} more").format(agents=shown, count=len(missing) - 5)
         because = f": {'; '.join(dict.fromkeys(reasons))}" if reasons else ""
-        return f"not {shown}{more}{because}"
+        return _("not {agents}").format(agents=shown) + because
 
     async def _expired_at_click(
         self, record: RequestRecord, user: Requester, text: str
@@ -411,23 +421,25 @@ class ApprovalService:
             return await self._expired_at_click(record, user, text)
         if outcome == Outcome.ALREADY and record is not None:
             mine = next((d for d in record.decisions if d.approver_id == user.user_id), None)
+            left = record.approvals_needed - len(record.approved_by)
             if mine is not None and mine.decision == "rejected":
-                reason = "You rejected this request already."
+                reason = _("You rejected this request already.")
+            elif left > 0:
+                reason = ngettext(
+                    "You approved this request already; it needs {count} more approver "
+                    "(someone else).",
+                    "You approved this request already; it needs {count} more approvers "
+                    "(someone else).",
+                    left,
+                ).format(count=left)
             else:
-                left = record.approvals_needed - len(record.approved_by)
-                reason = "You approved this request already" + (
-                    f"; it needs {left} more approver{'s' if left != 1 else ''} (someone else)."
-                    if left > 0
-                    else "."
-                )
+                reason = _("You approved this request already.")
             return await self._refuse(user, text, reason, record)
         if record is not None:
             closed = _closed_reason(record)
             if closed is not None:
                 return await self._refuse(user, text, closed, record)
-        return await self._refuse(
-            user, text, "That button names no approval request, so nothing was done.", None
-        )
+        return await self._refuse(user, text, _no_request(), None)
 
     async def _refuse(
         self, user: Requester, text: str, reason: str, record: RequestRecord | None
@@ -474,11 +486,15 @@ def _mentions(users: Sequence[str]) -> str:
     return ", ".join(f"<@{user}>" for user in users)
 
 
+def _no_request() -> str:
+    return _("That button names no approval request, so nothing was done.")
+
+
 def _expired_text(record: RequestRecord) -> str:
-    return (
-        f"This request expired at {slack_time(record.expires_at)} without enough approvals, "
+    return _(
+        "This request expired at {time} without enough approvals, "
         "so nothing was done. The requester may ask again."
-    )
+    ).format(time=slack_time(record.expires_at))
 
 
 def _closed_reason(record: RequestRecord) -> str | None:
@@ -487,18 +503,30 @@ def _closed_reason(record: RequestRecord) -> str | None:
     if status == ChangeStatus.AWAITING_APPROVAL:
         return None
     if status in (ChangeStatus.QUEUED, ChangeStatus.DONE):
-        by = _mentions(record.approved_by)
-        ran = "has run" if status == ChangeStatus.DONE else "is running"
-        return f"This request was approved already (by {by}) and {ran}; nothing more was done."
+        approved = (
+            _(
+                "This request was approved already (by {approvers}) and has run; "
+                "nothing more was done."
+            )
+            if status == ChangeStatus.DONE
+            else _(
+                "This request was approved already (by {approvers}) and is running; "
+                "nothing more was done."
+            )
+        )
+        return approved.format(approvers=_mentions(record.approved_by))
     if status == ChangeStatus.REJECTED:
         rejection = record.rejection
-        by = f" by <@{rejection.approver_id}>" if rejection else ""
-        return f"This request was rejected{by}; nothing was run."
+        if rejection is None:
+            return _("This request was rejected; nothing was run.")
+        return _("This request was rejected by <@{approver}>; nothing was run.").format(
+            approver=rejection.approver_id
+        )
     if status == ChangeStatus.EXPIRED:
         return _expired_text(record)
     if status == ChangeStatus.CANCELLED:
-        return "This request was withdrawn; nothing was run."
-    return "That button names no approval request, so nothing was done."
+        return _("This request was withdrawn; nothing was run.")
+    return _no_request()
 
 
 def slack_time(moment: datetime) -> str:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from commands.access import Access, Caller
+from commands.agents import agent_ranges
 from commands.approvals import ApprovalService, Requested, RequestPlan, plan_request
 from commands.grammar import (
     MAX_AGENTS,
@@ -31,6 +32,7 @@ from commands.grammar import (
     UndoCommand,
     parse,
 )
+from commands.i18n import _
 from commands.operations import DEFAULT_OPERATION, Operations
 from commands.roles import ChangeDecision, Refusal, Target, decide_change
 from commands.snapshot import Snapshot, Snapshots
@@ -313,7 +315,7 @@ class ChangeService:
             return NeedsConfirmation(
                 change_id=recorded.change_id,
                 command=parsed,
-                allowed_agents=tuple(dict.fromkeys(t.agent_id for t, _ in decision.allowed)),
+                allowed_agents=tuple(dict.fromkeys(t.agent_id for t, _b in decision.allowed)),
                 total_calls=len(planned),
                 refusals=decision.refusals,
             )
@@ -335,17 +337,16 @@ class ChangeService:
         if isinstance(plan, str):
             why = plan
         elif decision.refusals:
-            why = (
+            why = _(
                 "This change needs approval, and part of it you may not even request: "
-                + "; ".join(refusal_text(refusal) for refusal in decision.refusals)
-                + ". Nothing was requested; ask again for the rest alone."
-            )
+                "{refusals}. Nothing was requested; ask again for the rest alone."
+            ).format(refusals="; ".join(refusal_text(refusal) for refusal in decision.refusals))
         elif not parsed.reason:
-            why = (
-                f"This change needs approval ({'; '.join(plan.why)}), and a request for "
+            why = _(
+                "This change needs approval ({why}), and a request for "
                 'approval needs a reason: add one, like `--reason "the client asked"`. '
                 "Nothing was requested."
-            )
+            ).format(why="; ".join(plan.why))
         else:
             return await self._record_request(
                 requester,
@@ -398,7 +399,7 @@ class ChangeService:
         return Requested(
             change_id=recorded.change_id,
             command=parsed,
-            agents=tuple(dict.fromkeys(target.agent_id for target, _ in plan.pairs)),
+            agents=tuple(dict.fromkeys(target.agent_id for target, _b in plan.pairs)),
             channel=plan.channel,
             approvals_needed=plan.approvals_needed,
             expires_at=terms.expires_at,
@@ -418,7 +419,7 @@ class ChangeService:
         record = await self._store.load_change(last) if last is not None else None
         done = [c for c in record.calls if c.status == CallStatus.SUCCEEDED] if record else []
         if record is None or not done:
-            reason = "You have no finished change to undo."
+            reason = _("You have no finished change to undo.")
             await self._refuse(requester, text, Decision.REFUSED, reason)
             return Refused(reason)
         opposite = Display.SHOW if record.display == Display.HIDE else Display.HIDE
@@ -429,9 +430,10 @@ class ChangeService:
              Button(c.button))
             for c in done
         ]  # fmt: skip
-        teams = {t.team: snapshot.teams[t.team] for t, _ in wanted if t.team in snapshot.teams}
+        teams = {t.team: snapshot.teams[t.team] for t, _b in wanted if t.team in snapshot.teams}
         allowed: set[tuple[str, str, Button]] = set()
-        for button in dict.fromkeys(b for _, b in wanted):
+        needs_request = False
+        for button in dict.fromkeys(b for _t, b in wanted):
             decision = decide_change(
                 caller.actor,
                 [t for t, b in wanted if b == button],
@@ -441,14 +443,31 @@ class ChangeService:
                 env_admins=self._access.env_admins,
             )
             allowed |= {(t.agent_id, t.operation, b) for t, b in decision.allowed}
+            # The same approval rules as any change: an undo is not a way around them.
+            if plan_request(decision, teams, asked_in=requester.channel_id) is not None:
+                needs_request = True
+        if needs_request:
+            example = '/agentbox {display} {buttons} {agents} --reason "…"'.format(
+                display=opposite.value,
+                buttons=" ".join(dict.fromkeys(b.value for _t, b in wanted)),
+                agents=agent_ranges(list(dict.fromkeys(t.agent_id for t, _b in wanted))),
+            )
+            reason = _(
+                "Undoing change #{change_id} needs approval, as the change itself did. "
+                "Ask for it as a request: `{example}`."
+            ).format(change_id=record.id, example=example)
+            await self._refuse(requester, text, Decision.REFUSED, reason)
+            return Refused(reason)
         missing = [(t, b) for t, b in wanted if (t.agent_id, t.operation, b) not in allowed]
         if missing:
             names = ", ".join(f"{t.agent_id} (`{b.value}`)" for t, b in missing[:10])
-            reason = f"You may no longer change all of change #{record.id} (not: {names})."
+            reason = _(
+                "You may no longer change all of change #{change_id} (not: {agents})."
+            ).format(change_id=record.id, agents=names)
             await self._refuse(requester, text, Decision.REFUSED, reason)
             return Refused(reason)
         planned = [PlannedCall(t.operation, t.agent_id, b.value, opposite.value) for t, b in wanted]
-        buttons = tuple(dict.fromkeys(b for _, b in wanted))
+        buttons = tuple(dict.fromkeys(b for _t, b in wanted))
         recorded = await self._store.record_change(
             requester,
             text=f"{text} (undo of change #{record.id})",
@@ -467,7 +486,7 @@ class ChangeService:
         command = ChangeCommand(
             display=opposite,
             buttons=buttons,
-            agents=tuple(dict.fromkeys(t.agent_id for t, _ in wanted)),
+            agents=tuple(dict.fromkeys(t.agent_id for t, _b in wanted)),
         )
         return await self._accepted(recorded.change_id, command, planned)
 
@@ -487,7 +506,7 @@ class ChangeService:
         )
         if record is not None and waiting and not await self._still_allowed(record, requester):
             await self._store.cancel(change_id, requester.user_id)
-            reason = (
+            reason = _(
                 "Your permissions changed since you asked, so nothing was run and the change "
                 "is cancelled. Ask again to see what you may do now."
             )
@@ -496,7 +515,7 @@ class ChangeService:
         if record is None or not await self._store.confirm(
             change_id, requester.user_id, reporter_id=self._replica_id, lease=self._lease
         ):
-            reason = (
+            reason = _(
                 "This change is not waiting for your confirmation (it was confirmed or cancelled "
                 "already, or it is not yours)."
             )
@@ -587,8 +606,14 @@ class ChangeService:
             team = snapshot.teams.get(name)
             if team is None:
                 close = difflib.get_close_matches(name, list(snapshot.teams), n=1)
-                hint = f" Did you mean `team:{close[0]}`?" if close else ""
-                return f"There is no team named `{name}`.{hint} `/agentbox team list` lists them."
+                if close:
+                    return _(
+                        "There is no team named `{name}`. Did you mean `team:{close}`? "
+                        "`/agentbox team list` lists them."
+                    ).format(name=name, close=close[0])
+                return _(
+                    "There is no team named `{name}`. `/agentbox team list` lists them."
+                ).format(name=name)
             for agent in team.agents:
                 targets[(agent, team.operation)] = Target(agent, team.operation, team.name)
         default = await self._operations.exists(DEFAULT_OPERATION)
@@ -596,26 +621,26 @@ class ChangeService:
             found = snapshot.teams_of(agent)
             if len(found) > 1:
                 names = ", ".join(f"{team} ({operation})" for team, operation in found)
-                return (
-                    f"Agent {agent} is in teams of several operations ({names}); "
+                return _(
+                    "Agent {agent} is in teams of several operations ({teams}); "
                     "say which with `team:<name>`."
-                )
+                ).format(agent=agent, teams=names)
             if found:
                 team_name, operation = found[0]
                 targets[(agent, operation)] = Target(agent, operation, team_name)
             elif default:
                 targets[(agent, DEFAULT_OPERATION)] = Target(agent, DEFAULT_OPERATION, None)
             else:
-                return (
-                    f"Agent {agent} is in no team, and no default wolkvox operation is "
+                return _(
+                    "Agent {agent} is in no team, and no default wolkvox operation is "
                     "configured (`WOLKVOX_SERVER` and `WOLKVOX_TOKEN`), so there is nowhere to "
                     "send the change. Add the agent to a team, or ask the operator."
-                )
+                ).format(agent=agent)
         if len(targets) > MAX_AGENTS:
-            return (
-                f"That is {len(targets)} agents; one command may change at most {MAX_AGENTS}. "
+            return _(
+                "That is {count} agents; one command may change at most {most}. "
                 "Split it into smaller commands."
-            )
+            ).format(count=len(targets), most=MAX_AGENTS)
         return sorted(targets.values(), key=lambda t: (int(t.agent_id), t.agent_id, t.operation))
 
     async def follow(self, change_id: int, listener: ProgressListener) -> ChangeReport | None:
@@ -732,10 +757,15 @@ async def _notify(notification: Awaitable[None]) -> None:
 
 
 def refusal_text(refusal: Refusal) -> str:
+    """``agents 1001, 1002 (`dial`): in team cobranza; you supervise ventas``."""
     agents = refusal.agents
-    who = f"agent {agents[0]}" if len(agents) == 1 else f"agents {', '.join(agents[:10])}"
-    if len(agents) > 10:
-        who += f" and {len(agents) - 10} more"
+    if len(agents) == 1:
+        who = _("agent {agent}").format(agent=agents[0])
+    else:
+        listed = ", ".join(agents[:10])
+        if len(agents) > 10:
+            listed = _("{agents} and {count} more").format(agents=listed, count=len(agents) - 10)
+        who = _("agents {agents}").format(agents=listed)
     buttons = ", ".join(f"`{b.value}`" for b in refusal.buttons)
     return f"{who} ({buttons}): {refusal.reason}"
 
@@ -750,15 +780,15 @@ def _no_role(caller: Caller) -> str:
         }
     )
     if not admins:
-        return (
+        return _(
             "You are not allowed to change agents' buttons: nobody has a role in agentbox yet. "
             "The operator names the first admins in `AGENTBOX_ADMINS`."
         )
     names = ", ".join(f"<@{admin}>" for admin in admins)
-    return (
+    return _(
         "You are not allowed to change agents' buttons: you have no role in agentbox. "
-        f"Ask an admin ({names}) to run it or to grant you a role."
-    )
+        "Ask an admin ({admins}) to run it or to grant you a role."
+    ).format(admins=names)
 
 
 def _seconds(command: ChangeCommand) -> int | None:
@@ -778,7 +808,8 @@ def _approval_notes(
         return ()
     if isinstance(plan, str):
         return _grouped((*decision.allowed, *decision.needs_approval), plan)
-    return _grouped(plan.pairs, "would be requested for approval: " + "; ".join(plan.why))
+    why = _("would be requested for approval: {why}").format(why="; ".join(plan.why))
+    return _grouped(plan.pairs, why)
 
 
 def _grouped(pairs: Sequence[tuple[Target, Button]], reason: str) -> tuple[Refusal, ...]:
@@ -786,8 +817,8 @@ def _grouped(pairs: Sequence[tuple[Target, Button]], reason: str) -> tuple[Refus
         return ()
     return (
         Refusal(
-            agents=tuple(dict.fromkeys(t.agent_id for t, _ in pairs)),
-            buttons=tuple(dict.fromkeys(b for _, b in pairs)),
+            agents=tuple(dict.fromkeys(t.agent_id for t, _b in pairs)),
+            buttons=tuple(dict.fromkeys(b for _t, b in pairs)),
             reason=reason,
         ),
     )

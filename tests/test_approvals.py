@@ -608,3 +608,14 @@ async def test_a_double_click_at_once_runs_the_change_once(box: Harness) -> None
 
     assert len(box.simulator.calls) == 1
     assert len(await _rows(box, Approval)) == 1
+
+
+async def test_a_timed_request_says_so_and_reverts_after_it_is_approved(box: Harness) -> None:
+    _, change_id = await _request(box, f"hide dial 1001 for 30m {REASON}")
+    assert "for 30m (then agentbox puts it back)" in _request_message(box).text
+
+    await _click(box, APPROVE_ACTION, change_id, MARIA)
+    await box.idle()
+
+    assert box.simulator.button_state("1001", "dial") == "hide"
+    assert await box.services.timed.seconds_until_next() is not None
