@@ -106,7 +106,7 @@ def _done(succeeded: int, total: int, failed: int) -> str:
     """``3/4 done, 1 failed``."""
     text = _("{done}/{total} done").format(done=succeeded, total=total)
     if failed:
-        text += _(", {count} failed").format(count=failed)
+        text += ngettext(", {count} failed", ", {count} failed", failed).format(count=failed)
     return text
 
 

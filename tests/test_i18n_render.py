@@ -226,7 +226,7 @@ MESSAGES: list[tuple[str, Callable[[], str], str, str]] = [
         "(1001-1002): _Agentbox has been hide_\n:x: `dial` failed for agent 1003: wolkvox "
         "refused the call, most likely for server maintenance (or this server's IP is not "
         "allowed). (HTTP 403)\n:stopwatch: agentbox puts it back in 30m.",
-        ":warning: Ocultar: 2/3 listas, 1 fallidas\n:white_check_mark: `dial` oculto para 2 "
+        ":warning: Ocultar: 2/3 listas, 1 fallida\n:white_check_mark: `dial` oculto para 2 "
         "agentes (1001-1002): _Agentbox has been hide_\n:x: `dial` falló para agente 1003: ",
     ),
     (
