@@ -1,8 +1,8 @@
 """The grammar of ``/agentbox``: turns the text a user typed into a command, or into a clear error.
 
 :func:`parse` never raises; every input yields one of the command classes of :data:`Parsed` or a
-:class:`ParseError` whose message is ready to show in Slack. Words match in any case, with or
-without accents, in English or Spanish.
+:class:`ParseError` whose message is ready to show in Slack, in the current language
+(commands/i18n.py). Words match in any case, with or without accents, in English or Spanish.
 
 **Changes.** ``/agentbox hide disposition 1001``: words in any order (``1001 OCULTAR tipificación``
 is the same command). Each word is one of:
@@ -103,7 +103,7 @@ from enum import Enum, StrEnum
 from itertools import islice
 from typing import Final
 
-from commands.i18n import _
+from commands.i18n import N_, _
 from wolkvox.model import Button, Display
 
 __all__ = [
@@ -190,6 +190,7 @@ MAX_HISTORY_LIMIT: int = 200
 """The largest ``--limit`` of ``history``."""
 
 COMMAND = "/agentbox"
+"""The slash command (translatable messages spell it out, so translators see whole commands)."""
 
 _log = logging.getLogger(__name__)
 
@@ -939,7 +940,7 @@ _MATCHING_QUOTE: Mapping[str, re.Pattern[str]] = {
 """The quote that closes each opening quote, tried before any quote of the same kind (so that
 ``"said “hi” twice"`` keeps its inner quotes)."""
 _RAW_WORD = re.compile(r"[^\s,]+")
-_REASON_EXAMPLE = '`--reason "the client asked"`'
+_REASON_EXAMPLE = N_('`--reason "the client asked"`')
 
 
 def _reason_flag(match: re.Match[str]) -> str | None:
@@ -1006,18 +1007,25 @@ def _reason_text(
             value, end, quoted = text[opening.end() : closing[0]], closing[1], True
         else:
             return _error(
-                f"The text of {_quote(flag)} opens a quote and never closes it: write the reason "
-                f"between two quotes, like {_REASON_EXAMPLE}.",
+                _(
+                    "The text of {flag} opens a quote and never closes it: write the reason "
+                    "between two quotes, like {example}."
+                ).format(flag=_quote(flag), example=_(_REASON_EXAMPLE)),
                 word=flag,
             )
     reason = html.unescape(value).strip()
     if not reason:
         return _error(
-            f"{_quote(flag)} needs the reason right after it, like {_REASON_EXAMPLE}.", word=flag
+            _("{flag} needs the reason right after it, like {example}.").format(
+                flag=_quote(flag), example=_(_REASON_EXAMPLE)
+            ),
+            word=flag,
         )
     if len(reason) > MAX_REASON_LENGTH:
         return _error(
-            f"That reason is {len(reason):,} characters long; keep it to {MAX_REASON_LENGTH}.",
+            _("That reason is {length} characters long; keep it to {limit}.").format(
+                length=f"{len(reason):,}", limit=MAX_REASON_LENGTH
+            ),
             word=flag,
         )
     return _Reason(reason, flag, quoted), end
@@ -1044,8 +1052,10 @@ def _extract_reason(text: str) -> tuple[str, _Reason | ParseError | None]:
             reason, end = read
             if isinstance(found, _Reason):
                 found = _error(
-                    f"Give one reason per command; {_quote(flag)} starts a second one. To say "
-                    f"more, put it all in one: {_REASON_EXAMPLE}.",
+                    _(
+                        "Give one reason per command; {flag} starts a second one. To say more, "
+                        "put it all in one: {example}."
+                    ).format(flag=_quote(flag), example=_(_REASON_EXAMPLE)),
                     word=flag,
                 )
             elif found is None:
@@ -1073,7 +1083,7 @@ def _example(*words: str) -> str:
     return _quote(" ".join([COMMAND, *(word for word in words if word)]), limit=200)
 
 
-_HELP_HINT = f"Type `{COMMAND} help` for examples."
+_HELP_HINT = N_("Type `/agentbox help` for examples.")
 
 _SHORTEST_SUGGESTED = 4
 """Words shorter than this get no "did you mean": difflib matches very short words to misleading
@@ -1089,7 +1099,7 @@ def _closest(norm: str, spelling: Mapping[str, str]) -> str | None:
 
 
 def _error(message: str, word: str | None = None, suggestion: str | None = None) -> ParseError:
-    return ParseError(f"{message} {_HELP_HINT}", word=word, suggestion=suggestion)
+    return ParseError(f"{message} {_(_HELP_HINT)}", word=word, suggestion=suggestion)
 
 
 def _unknown_word(word: str, *, first: bool = False) -> ParseError:
@@ -1097,97 +1107,112 @@ def _unknown_word(word: str, *, first: bool = False) -> ParseError:
     norm = normalize(word)
     spelling = {**_SPELLING, **_FLAG_SPELLING}
     suggestion = _closest(norm, {**spelling, **_VERB_SPELLING} if first else spelling)
-    message = f"I don't understand {_quote(word)}"
     if suggestion is not None:
-        message += f" — did you mean `{suggestion}`?"
+        message = _("I don't understand {word} — did you mean `{suggestion}`?")
     elif any(ch.isdigit() for ch in word):
-        message += ". Agent ids are digits only, like `1001`, and a range is written `1001-1010`."
-    elif len(norm) < _SHORTEST_SUGGESTED:
-        message += "."
-    else:
-        message += (
-            f". A command looks like `{COMMAND} hide disposition 1001`:"
-            " `show` or `hide`, then `dial`, `disposition`, `hungup` or `all`, then agent ids."
+        message = _(
+            "I don't understand {word}. Agent ids are digits only, like `1001`, and a range is "
+            "written `1001-1010`."
         )
-    return _error(message, word=word, suggestion=suggestion)
+    elif len(norm) < _SHORTEST_SUGGESTED:
+        message = _("I don't understand {word}.")
+    else:
+        message = _(
+            "I don't understand {word}. A command looks like `/agentbox hide disposition 1001`: "
+            "`show` or `hide`, then `dial`, `disposition`, `hungup` or `all`, then agent ids."
+        )
+    return _error(
+        message.format(word=_quote(word), suggestion=suggestion),
+        word=word,
+        suggestion=suggestion,
+    )
 
 
 def _misplaced_range_word(word: str) -> ParseError:
     return _error(
-        f"{_quote(word)} must stand between two agent ids, like `1001 {word} 1010` "
-        "(or `1001-1010`).",
+        _("{word} must stand between two agent ids, like {example} (or `1001-1010`).").format(
+            word=_quote(word), example=_quote(f"1001 {word} 1010")
+        ),
         word=word,
     )
 
 
 # --------------------------------------------------------------------------- usage
 
-_INTRO = "*agentbox* shows or hides buttons in your agents' wolkvox softphone."
+_INTRO = N_("*agentbox* shows or hides buttons in your agents' wolkvox softphone.")
 
 _SECTION_TEXT: Mapping[Section, str] = {
-    Section.CHANGE: f"""*Usage:* `{COMMAND} <show|hide> <buttons> <agents>`
+    Section.CHANGE: N_(
+        """*Usage:* `/agentbox <show|hide> <buttons> <agents>`
 • *action:* `show` (`mostrar`, `ver`, `unhide`) or `hide` (`ocultar`, `esconder`)
 • *buttons:* `dial` (`llamar`, `marcar`), `disposition` (`dispo`, `tipificación`), \
 `hungup` (`hangup`, `colgar`), or `all` (`todos`) — one or several
 • *agents:* ids like `1001`, lists like `1001 1002` or `1001,1002`, ranges like `1001-1010` \
 or `1001 to 1010`, teams like `team:ventas` or `team:ventas,cobranza` \
-(at most {MAX_AGENTS} agents per command)
+(at most {max_agents} agents per command)
 • *optional:* `for 30m` (`por`, `durante`; like `90s`, `2h`, `1h30m`, from 1 minute to 24 \
 hours) — it reverts by itself when the time is up; `--dry-run` (`--simular`) — list the calls \
 it would make, and make none; `--reason "…"` (`--motivo`) — why, required when you request a \
 change
-• `{COMMAND} undo` (`deshacer`) — revert your last change
+• `/agentbox undo` (`deshacer`) — revert your last change
 • *approval:* a change that needs it (your role is `requester`, or its team's policy says so) \
 is posted as a request in the team's approvals channel, with Approve and Reject buttons; it \
 needs `--reason "…"`, runs once approved, and expires if nobody approves it in time
 
 *Examples:*
-• `{COMMAND} hide disposition 1001`
-• `{COMMAND} show all 1001-1010`
-• `{COMMAND} hide dial hungup 1001, 1002, 1005`
-• `{COMMAND} hide dial team:ventas 2001`
-• `{COMMAND} hide dial 1001 for 30m --reason "cliente en espera"`
-• `{COMMAND} hide all team:ventas --dry-run`
-• `{COMMAND} ocultar tipificación 1001` (words may come in any order, in English or Spanish)""",
-    Section.VIEWER: f"""*You and your teams:*
-• `{COMMAND} whoami` (`quién soy`) — your roles and teams
-• `{COMMAND} team list` (`equipo listar`) — every team
-• `{COMMAND} team show ventas` (`equipo ver ventas`) — a team's agents and channels
-• `{COMMAND} history` (`historial`) — the recent changes; narrow it like \
-`{COMMAND} history team:ventas --limit 50` or `{COMMAND} history 1001`
-• `{COMMAND} status 1001` (`estado`) — the last known state of each button of agents or teams \
-(`{COMMAND} status team:ventas`); `{COMMAND} status hidden` (`estado ocultos`) — the agents \
+• `/agentbox hide disposition 1001`
+• `/agentbox show all 1001-1010`
+• `/agentbox hide dial hungup 1001, 1002, 1005`
+• `/agentbox hide dial team:ventas 2001`
+• `/agentbox hide dial 1001 for 30m --reason "cliente en espera"`
+• `/agentbox hide all team:ventas --dry-run`
+• `/agentbox ocultar tipificación 1001` (words may come in any order, in English or Spanish)"""
+    ),
+    Section.VIEWER: N_(
+        """*You and your teams:*
+• `/agentbox whoami` (`quién soy`) — your roles and teams
+• `/agentbox team list` (`equipo listar`) — every team
+• `/agentbox team show ventas` (`equipo ver ventas`) — a team's agents and channels
+• `/agentbox history` (`historial`) — the recent changes; narrow it like \
+`/agentbox history team:ventas --limit 50` or `/agentbox history 1001`
+• `/agentbox status 1001` (`estado`) — the last known state of each button of agents or teams \
+(`/agentbox status team:ventas`); `/agentbox status hidden` (`estado ocultos`) — the agents \
 with hidden buttons now
-• `{COMMAND} lang es` (`idioma`) — agentbox answers you in Spanish (`es`) or English (`en`); \
-`{COMMAND} lang auto` follows your Slack language again""",
-    Section.GRANTS: f"""*Roles:* `admin` (`administrador`) may do everything; `supervisor` changes \
+• `/agentbox lang es` (`idioma`) — agentbox answers you in Spanish (`es`) or English (`en`); \
+`/agentbox lang auto` follows your Slack language again"""
+    ),
+    Section.GRANTS: N_(
+        """*Roles:* `admin` (`administrador`) may do everything; `supervisor` changes \
 its teams' agents; `requester` (`solicitante`) asks for changes that need approval; `viewer` \
 (`observador`, `lector`) only looks. Pick people and user groups from Slack's autocomplete.
-• `{COMMAND} grant @maria supervisor team:ventas` (`otorgar`, `dar`)
-• `{COMMAND} grant @supervisores requester team:ventas,cobranza buttons:disposition` — \
+• `/agentbox grant @maria supervisor team:ventas` (`otorgar`, `dar`)
+• `/agentbox grant @supervisores requester team:ventas,cobranza buttons:disposition` — \
 only those teams and buttons
-• `{COMMAND} grant @luis viewer team:*` — every team
-• `{COMMAND} grant @ana admin` — admins take no `team:`
-• `{COMMAND} revoke @maria supervisor team:ventas` (`revocar`, `quitar`); \
-`{COMMAND} revoke @maria` takes away every role
-• `{COMMAND} roles` (`permisos`) — every grant; `{COMMAND} roles @maria` — one person's \
-or group's""",
-    Section.TEAMS: f"""*Teams* (names: letters, digits, `-` and `_`, up to {MAX_NAME_LENGTH}):
-• `{COMMAND} team create ventas 1001-1050 #ventas` — name, agents, channel (`equipo crear`)
+• `/agentbox grant @luis viewer team:*` — every team
+• `/agentbox grant @ana admin` — admins take no `team:`
+• `/agentbox revoke @maria supervisor team:ventas` (`revocar`, `quitar`); \
+`/agentbox revoke @maria` takes away every role
+• `/agentbox roles` (`permisos`) — every grant; `/agentbox roles @maria` — one person's \
+or group's"""
+    ),
+    Section.TEAMS: N_(
+        """*Teams* (names: letters, digits, `-` and `_`, up to {max_name_length}):
+• `/agentbox team create ventas 1001-1050 #ventas` — name, agents, channel (`equipo crear`)
 • then, optionally: `approvals:#ventas-sup` (where requests for approval go), \
 `channels:#ventas,#ventas-sup` (the only channels its changes are accepted from), \
 `operation:default` (its wolkvox operation)
-• `{COMMAND} team add ventas 1051-1060` (`agregar`, `añadir`), \
-`{COMMAND} team remove ventas 1001` (`quitar`)
-• `{COMMAND} team set ventas approval-buttons hungup` (`equipo configurar`) — one setting at a \
+• `/agentbox team add ventas 1051-1060` (`agregar`, `añadir`), \
+`/agentbox team remove ventas 1001` (`quitar`)
+• `/agentbox team set ventas approval-buttons hungup` (`equipo configurar`) — one setting at a \
 time: `approvals-channel #c` (or `none`: the team's channel), `self-approval on|off`, \
 `approval-buttons hungup,dial` (changes to them always need approval; `none`), \
 `approval-over 20` (changes to more of its agents need approval; `off`), `two-approvers hungup` \
 (two distinct approvers; `none`), `approval-ttl 45m` (how long a request waits; `default`), \
-`trail on|off` (a line in its channel for each change)""",
+`trail on|off` (a line in its channel for each change)"""
+    ),
 }
 
-_FOOTER = f"`{COMMAND} help` shows this message."
+_FOOTER = N_("`/agentbox help` shows this message.")
 
 ROLE_SECTIONS: Mapping[Role, frozenset[Section]] = {
     Role.ADMIN: frozenset(Section),
@@ -1208,15 +1233,20 @@ def usage(sections: Iterable[str]) -> str:
     """The help text for ``sections`` (:class:`Section` values, in any order; an unknown one raises
     ``ValueError``): an intro line, the sections in a fixed order, then how to get help."""
     chosen = {Section(section) for section in sections}
-    texts = [_SECTION_TEXT[section] for section in Section if section in chosen]
-    return "\n\n".join([_INTRO, *texts, _FOOTER])
+    texts = [
+        _(_SECTION_TEXT[section]).format(max_agents=MAX_AGENTS, max_name_length=MAX_NAME_LENGTH)
+        for section in Section
+        if section in chosen
+    ]
+    return "\n\n".join([_(_INTRO), *texts, _(_FOOTER)])
 
 
 USAGE: str = usage({Section.CHANGE})
-"""The help for changes alone (what the app showed before roles existed)."""
+"""The help for changes alone (what the app showed before roles existed), in English: to show it,
+call :func:`usage`, which speaks the current language."""
 
 ADMIN_USAGE: str = usage(Section)
-"""The help for every command."""
+"""The help for every command, in English (see :data:`USAGE`)."""
 
 
 # --------------------------------------------------------------------------- targets
@@ -1236,8 +1266,9 @@ def _span(word: str) -> _Span | ParseError:
     if _ID.fullmatch(word):
         if len(word) > MAX_AGENT_ID_DIGITS:
             return _error(
-                f"{_quote(word)} is too long for an agent id: ids have at most "
-                f"{MAX_AGENT_ID_DIGITS} digits.",
+                _("{word} is too long for an agent id: ids have at most {digits} digits.").format(
+                    word=_quote(word), digits=MAX_AGENT_ID_DIGITS
+                ),
                 word=word,
             )
         return _Span(int(word), int(word), len(word))
@@ -1248,15 +1279,19 @@ def _span(word: str) -> _Span | ParseError:
     for part in (start, end):
         if len(part) > MAX_AGENT_ID_DIGITS:
             return _error(
-                f"In the range {_quote(word)}, {_quote(part)} is too long for an agent id: "
-                f"ids have at most {MAX_AGENT_ID_DIGITS} digits.",
+                _(
+                    "In the range {range}, {part} is too long for an agent id: ids have at most "
+                    "{digits} digits."
+                ).format(range=_quote(word), part=_quote(part), digits=MAX_AGENT_ID_DIGITS),
                 word=word,
             )
     if int(start) > int(end):
         flipped = f"{end}-{start}"
         return ParseError(
-            f"The range {_quote(word)} is backwards: a range goes from the lower id to the higher "
-            f"one, like `{flipped}`.",
+            _(
+                "The range {range} is backwards: a range goes from the lower id to the higher "
+                "one, like `{flipped}`."
+            ).format(range=_quote(word), flipped=flipped),
             word=word,
             suggestion=flipped,
         )
@@ -1350,12 +1385,16 @@ def _split_advice(runs: _Runs, count: int) -> str:
     if len(head) <= _LITERAL_RUNS:
         head_text = f"`{' '.join(head)}`"
     else:
-        head_text = f"your first {MAX_AGENTS} ids, `{_id(*first)}` to `{_id(*cut)}`"
+        head_text = _("your first {count} ids, `{first}` to `{last}`").format(
+            count=MAX_AGENTS, first=_id(*first), last=_id(*cut)
+        )
     if len(tail) <= _LITERAL_RUNS and count - MAX_AGENTS <= MAX_AGENTS:
         tail_text = f"`{' '.join(tail)}`"
     else:
-        tail_text = f"the rest, from `{_id(*rest)}`"
-    return f"for example {head_text}, then {tail_text}"
+        tail_text = _("the rest, from `{first}`").format(first=_id(*rest))
+    return _("for example {first_part}, then {second_part}").format(
+        first_part=head_text, second_part=tail_text
+    )
 
 
 def parse_targets(words: Iterable[str]) -> tuple[str, ...] | ParseError:
@@ -1366,7 +1405,7 @@ def parse_targets(words: Iterable[str]) -> tuple[str, ...] | ParseError:
     distinct ids (wolkvox ids are strings). The distinct count is computed from merged ranges
     before any is expanded, so a huge range costs no memory.
     """
-    return _agents(words, f"one command can change at most {MAX_AGENTS}")
+    return _agents(words, _("one command can change at most {count}").format(count=MAX_AGENTS))
 
 
 def _agents(words: Iterable[str], bound: str) -> tuple[str, ...] | ParseError:
@@ -1383,15 +1422,21 @@ def _agents(words: Iterable[str], bound: str) -> tuple[str, ...] | ParseError:
             by_length.setdefault(length, []).append((low, high))
     if not by_length:
         return _error(
-            "Say which agents: ids like `1001`, lists like `1001,1002` or ranges like `1001-1010`."
+            _(
+                "Say which agents: ids like `1001`, lists like `1001,1002` or ranges like "
+                "`1001-1010`."
+            )
         )
     runs = {length: _merge(pieces) for length, pieces in by_length.items()}
     count = sum(high - low + 1 for pieces in runs.values() for low, high in pieces)
     if count > MAX_AGENTS:
         return ParseError(
-            f"That is {count:,} agents, and {bound}. "
-            f"Split it into several commands of at most {MAX_AGENTS} agents each "
-            f"({_split_advice(runs, count)})."
+            _(
+                "That is {count} agents, and {bound}. Split it into several commands of at most "
+                "{limit} agents each ({advice})."
+            ).format(
+                count=f"{count:,}", bound=bound, limit=MAX_AGENTS, advice=_split_advice(runs, count)
+            )
         )
     agents = [
         str(number).zfill(length)
@@ -1412,18 +1457,21 @@ def _missing(
     """Name what a change command lacks, with an example built from what the user did type."""
     parts: list[str] = []
     if display is None:
-        parts.append("whether to `show` or `hide`")
+        parts.append(_("whether to `show` or `hide`"))
     if not buttons:
-        parts.append("which button (`dial`, `disposition`, `hungup` or `all`)")
+        parts.append(_("which button (`dial`, `disposition`, `hungup` or `all`)"))
     if not targets:
-        parts.append("which agents (like `1001`, `1001-1010` or `team:ventas`)")
-    said = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+        parts.append(_("which agents (like `1001`, `1001-1010` or `team:ventas`)"))
+    said = parts[0]
+    if len(parts) > 1:
+        said = _("{first} and {last}").format(first=", ".join(parts[:-1]), last=parts[-1])
     example = _example(
         (display or Display.HIDE).value,
         " ".join(b.value for b in buttons) or Button.DISPOSITION.value,
         " ".join(targets) if 0 < len(" ".join(targets)) <= 40 else "1001",
     )
-    return f"Please say {said}, for example {example}.{note} {_HELP_HINT}"
+    asked = _("Please say {what}, for example {example}.").format(what=said, example=example)
+    return f"{asked}{note} {_(_HELP_HINT)}"
 
 
 _VERB_EXAMPLES: Mapping[str, str] = {
@@ -1440,17 +1488,21 @@ _VERB_EXAMPLES: Mapping[str, str] = {
 
 def _misplaced_verb(token: Token, verb: Lexeme) -> ParseError:
     example = _example(_VERB_SPELLING[token.norm], _VERB_EXAMPLES[verb.canonical])
-    message = f"{_quote(token.raw)} starts a command of its own, like {example}."
+    message = _("{word} starts a command of its own, like {example}.").format(
+        word=_quote(token.raw), example=example
+    )
     if verb.canonical == "team":
-        message += " To reach a team's agents in a change, write `team:ventas` (no space)."
+        message += " " + _("To reach a team's agents in a change, write `team:ventas` (no space).")
     return _error(message, word=token.raw)
 
 
 def _mention_in_change(token: Token) -> ParseError:
     return _error(
-        f"{_quote(token.shown)} has no place in a show/hide command, which names agents "
-        f"(`1001`) and teams (`team:ventas`). To give someone a role: "
-        f"`{COMMAND} grant @maria supervisor team:ventas`.",
+        _(
+            "{word} has no place in a show/hide command, which names agents (`1001`) and teams "
+            "(`team:ventas`). To give someone a role: `/agentbox grant @maria supervisor "
+            "team:ventas`."
+        ).format(word=_quote(token.shown)),
         word=token.raw,
     )
 
@@ -1459,15 +1511,17 @@ def _change_teams(option: Token) -> tuple[str, ...] | ParseError:
     """The teams of a ``team:`` target in a change (every other option is refused)."""
     lexeme = _OPTIONS.get(option.key or "")
     if lexeme is None:
-        return _unknown_option(option, _CHANGE)
+        return _unknown_option(option, _change_usage())
     if lexeme.canonical == "buttons":
         return _error(
-            f"{_quote(option.raw)}: in a show/hide command the buttons are plain words, like "
-            f"`{COMMAND} hide dial disposition 1001` (`buttons:` is for `grant`).",
+            _(
+                "{word}: in a show/hide command the buttons are plain words, like "
+                "`/agentbox hide dial disposition 1001` (`buttons:` is for `grant`)."
+            ).format(word=_quote(option.raw)),
             word=option.raw,
         )
     if lexeme.canonical != "team":
-        return _option_not_here(option, _CHANGE)
+        return _option_not_here(option, _change_usage())
     scope = _scope([option], every=False)
     assert scope is not None  # every=False never yields "every team"
     return scope
@@ -1475,7 +1529,7 @@ def _change_teams(option: Token) -> tuple[str, ...] | ParseError:
 
 _DURATION_WORD = re.compile(r"(?:[0-9]+[^\W\d_]+)+")
 _DURATION_PIECE = re.compile(r"([0-9]+)([^\W\d_]+)")
-_DURATION_EXAMPLE = "`30m` or `2h`"
+_DURATION_EXAMPLE = N_("`30m` or `2h`")
 _MAX_DURATION_DIGITS = 6
 """Longer numbers are beyond :data:`MAX_DURATION` in any unit (and not worth converting)."""
 
@@ -1517,20 +1571,29 @@ def _duration(
             seconds, index = seconds + piece, index + 2
         else:
             break
-    example = f"{_DURATION_EXAMPLE}, like `{COMMAND} hide dial 1001 {said.raw} 30m`"
     if index == start:
         if start < len(tokens) and _ID.fullmatch(tokens[start].raw):
             number = tokens[start].raw
             return _error(
-                f"{_quote(said.raw + ' ' + number)} needs a unit: `{number}m` for minutes or "
-                f"`{number}h` for hours.",
+                _("{words} needs a unit: `{number}m` for minutes or `{number}h` for hours.").format(
+                    words=_quote(said.raw + " " + number), number=number
+                ),
                 word=f"{said.raw} {number}",
             )
-        return _error(f"{_quote(said.raw)} needs a duration like {example}.", word=said.raw)
+        return _error(
+            _("{word} needs a duration like {durations}, like {example}.").format(
+                word=_quote(said.raw),
+                durations=_(_DURATION_EXAMPLE),
+                example=_example("hide dial 1001", said.raw, "30m"),
+            ),
+            word=said.raw,
+        )
     typed = " ".join(token.raw for token in tokens[start - 1 : index])
     if seconds < MIN_DURATION.total_seconds():
         return _error(
-            f"{_quote(typed)} is too short: a change lasts at least 1 minute (`1m`).",
+            _("{words} is too short: a change lasts at least 1 minute (`1m`).").format(
+                words=_quote(typed)
+            ),
             word=typed,
         )
     after = tokens[index] if index < len(tokens) else None
@@ -1545,15 +1608,23 @@ def _duration(
     ):
         # `for 1h 30`: minutes without their unit, or agent 30? Never guess which agents.
         return _error(
-            f"In {_quote(typed + ' ' + after.raw)}, is {_quote(after.raw)} a number of minutes "
-            f"or an agent? Write the minutes with their unit, {_quote(f'{typed} {after.raw}m')}, "
-            f"or put the agents before {_quote(said.raw)}.",
+            _(
+                "In {words}, is {number} a number of minutes or an agent? Write the minutes with "
+                "their unit, {minutes}, or put the agents before {word}."
+            ).format(
+                words=_quote(typed + " " + after.raw),
+                number=_quote(after.raw),
+                minutes=_quote(f"{typed} {after.raw}m"),
+                word=_quote(said.raw),
+            ),
             word=after.raw,
         )
     if seconds > MAX_DURATION.total_seconds():
         return _error(
-            f"{_quote(typed)} is too long: a change lasts at most 24 hours (`24h`). For longer, "
-            "change it without a duration, and change it back later.",
+            _(
+                "{words} is too long: a change lasts at most 24 hours (`24h`). For longer, change "
+                "it without a duration, and change it back later."
+            ).format(words=_quote(typed)),
             word=typed,
         )
     return timedelta(seconds=seconds), index
@@ -1565,15 +1636,20 @@ def _flag_in_change(token: Token, flag: _Flag) -> ParseError | None:
         if flag.value is None:
             return None
         return _error(
-            f"{_quote(token.raw)}: `{flag.name}` takes no value; write it alone.", word=token.raw
+            _("{word}: {flag} takes no value; write it alone.").format(
+                word=_quote(token.raw), flag=f"`{flag.name}`"
+            ),
+            word=token.raw,
         )
     if flag.lexeme.canonical == "--limit":
         return _error(
-            f"{_quote(token.raw)} goes with `history`, like `{COMMAND} history team:ventas "
-            f"--limit 50`; a change takes `--dry-run` and `--reason`.",
+            _(
+                "{word} goes with `history`, like `/agentbox history team:ventas --limit 50`; a "
+                "change takes `--dry-run` and `--reason`."
+            ).format(word=_quote(token.raw)),
             word=token.raw,
         )
-    return _stray(token, _CHANGE)
+    return _stray(token, _change_usage())
 
 
 def _parse_change(tokens: Sequence[Token], reason: _Reason | None = None) -> Parsed:
@@ -1616,8 +1692,10 @@ def _parse_change(tokens: Sequence[Token], reason: _Reason | None = None) -> Par
                 return _misplaced_verb(token, verb)
             if _word_seconds(token.norm) is not None:
                 return _error(
-                    f"To make the change revert by itself after {_quote(token.raw)}, write "
-                    f"`for {token.raw}`, like `{COMMAND} hide dial 1001 for 30m`.",
+                    _(
+                        "To make the change revert by itself after {word}, write `for {duration}`, "
+                        "like `/agentbox hide dial 1001 for 30m`."
+                    ).format(word=_quote(token.raw), duration=token.raw),
                     word=token.raw,
                 )
             previous = joined[index - 2] if index > 1 else None
@@ -1633,7 +1711,9 @@ def _parse_change(tokens: Sequence[Token], reason: _Reason | None = None) -> Par
             index = after
             if duration is not None and duration[0] != length:
                 return _error(
-                    f"A change lasts one time: {_quote(duration[1])} and {_quote(said)} are two.",
+                    _("A change lasts one time: {first} and {second} are two.").format(
+                        first=_quote(duration[1]), second=_quote(said)
+                    ),
                     word=said,
                 )
             duration = (length, said)
@@ -1644,8 +1724,10 @@ def _parse_change(tokens: Sequence[Token], reason: _Reason | None = None) -> Par
     if len(displays) > 1:
         first, second = list(displays.values())[:2]
         return ParseError(
-            f"The command says both {_quote(first)} and {_quote(second)}: use only one of "
-            f"`show` or `hide`, for example `{COMMAND} hide disposition 1001`."
+            _(
+                "The command says both {first} and {second}: use only one of `show` or `hide`, "
+                "for example `/agentbox hide disposition 1001`."
+            ).format(first=_quote(first), second=_quote(second))
         )
     display = next(iter(displays), None)
     ordered = tuple(b for b in _ALL_BUTTONS if b in buttons)
@@ -1656,10 +1738,10 @@ def _parse_change(tokens: Sequence[Token], reason: _Reason | None = None) -> Par
     if display is None or not ordered or not (agents or teams):
         note = ""
         if reason is not None and not reason.quoted:
-            note = (
-                f" Without quotes, {_quote(reason.flag)} takes every word up to the next flag: "
-                f'put the reason between quotes, like `{reason.flag} "…"`.'
-            )
+            note = " " + _(
+                "Without quotes, {flag} takes every word up to the next flag: put the reason "
+                "between quotes, like {example}."
+            ).format(flag=_quote(reason.flag), example=f'`{reason.flag} "…"`')
         return ParseError(_missing(display, ordered, typed, note))
     return ChangeCommand(
         display=display,
@@ -1686,15 +1768,17 @@ class _Usage:
     options: tuple[str, ...]
     """Canonical keys of the options it takes."""
     takes: str
-    """What may come where the stray word stood, as a clause."""
+    """What may come where the stray word stood, as a clause (in the current language)."""
 
 
-_CHANGE = _Usage(
-    "show/hide",
-    f"`{COMMAND} hide dial team:ventas 1001`",
-    ("team",),
-    "a change takes only `team:…`",
-)
+def _change_usage() -> _Usage:
+    return _Usage(
+        "show/hide",
+        _example("hide dial team:ventas 1001"),
+        ("team",),
+        _("a change takes only `team:…`"),
+    )
+
 
 _BUTTON_SPELLING = {
     key: alias for key, alias in _SPELLING.items() if _LEXICON[key].kind is WordKind.BUTTON
@@ -1709,18 +1793,25 @@ def _unknown_option(option: Token, usage: _Usage) -> ParseError:
     spelling = {k: v for k, v in _OPTION_SPELLING.items() if _OPTIONS[k].canonical in usage.options}
     closest = _closest(option.key or "", spelling)
     suggestion = f"{_OPTIONS[normalize(closest)].canonical}:{value}" if closest else None
-    message = f"I don't understand {_quote(option.raw)}"
     if suggestion is not None:
-        message += f" — did you mean {_quote(suggestion)}?"
+        message = _("I don't understand {word} — did you mean {suggestion}?").format(
+            word=_quote(option.raw), suggestion=_quote(suggestion)
+        )
     else:
-        message += f": {usage.takes}, like {usage.example}."
+        message = _("I don't understand {word}: {takes}, like {example}.").format(
+            word=_quote(option.raw), takes=usage.takes, example=usage.example
+        )
     return _error(message, word=option.raw, suggestion=suggestion)
 
 
 def _option_not_here(option: Token, usage: _Usage) -> ParseError:
     return _error(
-        f"{_quote(option.raw)} has no place in `{usage.verb}`: {usage.takes}, like "
-        f"{usage.example}.",
+        _("{word} has no place in {verb}: {takes}, like {example}.").format(
+            word=_quote(option.raw),
+            verb=f"`{usage.verb}`",
+            takes=usage.takes,
+            example=usage.example,
+        ),
         word=option.raw,
     )
 
@@ -1753,8 +1844,10 @@ def _spaced_list(option: Token | None, token: Token) -> ParseError | None:
     ) or (lexeme.canonical == "buttons" and button is not None and button.kind is WordKind.BUTTON):
         joined = f"{option.raw},{token.raw}"
         return _error(
-            f"Write a list without spaces, {_quote(joined)}: after a space, {_quote(token.raw)} "
-            f"is no longer part of {_quote(option.raw)}.",
+            _(
+                "Write a list without spaces, {list}: after a space, {word} is no longer part of "
+                "{option}."
+            ).format(list=_quote(joined), word=_quote(token.raw), option=_quote(option.raw)),
             word=token.raw,
         )
     return None
@@ -1763,41 +1856,52 @@ def _spaced_list(option: Token | None, token: Token) -> ParseError | None:
 def _stray(token: Token, usage: _Usage) -> ParseError:
     """A word where the command takes something else: say what, with a hint when we can guess."""
     shown, norm = token.shown, token.norm
-    after = f"{_quote(shown)} has no place here: {usage.takes}, like {usage.example}."
+    lexeme = _LEXICON.get(norm)
+    after = _("{word} has no place here: {takes}, like {example}.")
     if token.mention is not None:
         if isinstance(token.mention.ref, UserRef | GroupRef):
-            message = (
-                f"Name one person or user group per command; {_quote(shown)} is another one. "
-                f"Run `{usage.verb}` again for it."
+            message = _(
+                "Name one person or user group per command; {word} is another one. Run {verb} "
+                "again for it."
             )
         else:
             message = after
     elif token.key is not None:
         message = after
-    elif (lexeme := _LEXICON.get(norm)) is not None and lexeme.kind is WordKind.BUTTON:
+    elif lexeme is not None and lexeme.kind is WordKind.BUTTON:
         message = (
-            f"Write the buttons as `buttons:{lexeme.canonical}`, not {_quote(shown)} alone "
-            f"(`buttons:dial,disposition` for several)."
+            _(
+                "Write the buttons as `buttons:{button}`, not {word} alone "
+                "(`buttons:dial,disposition` for several)."
+            )
             if "buttons" in usage.options
             else after
         )
     elif norm in _ROLES:
-        message = (
-            f"One role per command: {_quote(shown)} is a second one. Run `{usage.verb}` again."
-        )
+        message = _("One role per command: {word} is a second one. Run {verb} again.")
     elif "team" in usage.options and _TARGET.fullmatch(token.raw):
-        message = (
-            f"{_quote(shown)}: roles are given over teams, not agent ids. Put the agents in a "
-            f"team (`{COMMAND} team create`) and write `team:` and its name."
+        message = _(
+            "{word}: roles are given over teams, not agent ids. Put the agents in a team "
+            "(`/agentbox team create`) and write `team:` and its name."
         )
     elif "team" in usage.options and _NAME.fullmatch(norm) and norm not in _RESERVED:
-        message = (
-            f"Write the team as `team:{norm}` (no space), not {_quote(shown)} alone "
-            f"(`team:{norm},otro` for several)."
+        message = _(
+            "Write the team as `team:{team}` (no space), not {word} alone (`team:{team},otro` "
+            "for several)."
         )
     else:
-        message = f"I don't understand {_quote(shown)} here: {usage.takes}, like {usage.example}."
-    return _error(message, word=token.raw)
+        message = _("I don't understand {word} here: {takes}, like {example}.")
+    return _error(
+        message.format(
+            word=_quote(shown),
+            verb=f"`{usage.verb}`",
+            takes=usage.takes,
+            example=usage.example,
+            button=lexeme.canonical if lexeme is not None else "",
+            team=norm,
+        ),
+        word=token.raw,
+    )
 
 
 def _subject(token: Token | None, verb: str, rest: str) -> Subject | ParseError:
@@ -1805,38 +1909,55 @@ def _subject(token: Token | None, verb: str, rest: str) -> Subject | ParseError:
     example = _example(verb, "@maria", rest)
     if token is None:
         return _error(
-            "Say who: type `@` and pick the person or user group from Slack's autocomplete, "
-            f"like {example}."
+            _(
+                "Say who: type `@` and pick the person or user group from Slack's autocomplete, "
+                "like {example}."
+            ).format(example=example)
         )
     shown = _quote(token.shown)
     if token.mention is not None:
         ref = token.mention.ref
         if isinstance(ref, UserRef | GroupRef):
             return ref
-        what = "a channel" if isinstance(ref, ChannelRef) else "not one person or user group"
+        if isinstance(ref, ChannelRef):
+            message = _(
+                "{word} is a channel: {verb} is about a person or a user group, like {example}."
+            )
+        else:
+            message = _(
+                "{word} is not one person or user group: {verb} is about a person or a user "
+                "group, like {example}."
+            )
+        return _error(message.format(word=shown, verb=f"`{verb}`", example=example), word=token.raw)
+    if token.plain and token.norm in _ROLES:
         return _error(
-            f"{shown} is {what}: `{verb}` is about a person or a user group, like {example}.",
+            _("Say who before the role {role}, like {example}.").format(
+                role=shown, example=example
+            ),
             word=token.raw,
         )
-    if token.plain and token.norm in _ROLES:
-        return _error(f"Say who before the role {shown}, like {example}.", word=token.raw)
     lexeme = _LEXICON.get(token.norm) if token.plain else None
     if (lexeme is not None and lexeme.kind in (WordKind.DISPLAY, WordKind.BUTTON)) or (
         token.plain and _TARGET.fullmatch(token.raw)
     ):
         return _error(
-            f"`{verb}` is about people's roles, so {shown} can't follow it. To show or hide "
-            f"buttons, write `{COMMAND} hide dial 1001` (`ocultar`, `mostrar`).",
+            _(
+                "{verb} is about people's roles, so {word} can't follow it. To show or hide "
+                "buttons, write `/agentbox hide dial 1001` (`ocultar`, `mostrar`)."
+            ).format(verb=f"`{verb}`", word=shown),
             word=token.raw,
         )
     return _error(
-        f"{shown} is not a mention: type `@` and pick the person or user group from Slack's "
-        f"autocomplete, so that it becomes one (typing the name is not enough), like {example}.",
+        _(
+            "{word} is not a mention: type `@` and pick the person or user group from Slack's "
+            "autocomplete, so that it becomes one (typing the name is not enough), like "
+            "{example}."
+        ).format(word=shown, example=example),
         word=token.raw,
     )
 
 
-_ROLE_LIST = "`admin`, `supervisor`, `requester` or `viewer`"
+_ROLE_LIST = N_("`admin`, `supervisor`, `requester` or `viewer`")
 
 
 def _role(token: Token, verb: str, subject: str) -> Role | ParseError:
@@ -1846,52 +1967,84 @@ def _role(token: Token, verb: str, subject: str) -> Role | ParseError:
     example = _example(verb, subject, "supervisor team:ventas")
     if token.mention is not None and isinstance(token.mention.ref, UserRef | GroupRef):
         return _error(
-            f"Name one person or user group per command; {_quote(token.shown)} is another one. "
-            f"After the first comes the role, like {example}.",
+            _(
+                "Name one person or user group per command; {word} is another one. After the "
+                "first comes the role, like {example}."
+            ).format(word=_quote(token.shown), example=example),
             word=token.raw,
         )
     if token.key is not None:
         return _error(
-            f"Say the role before {_quote(token.raw)}: {_ROLE_LIST}, like {example}.",
+            _("Say the role before {word}: {roles}, like {example}.").format(
+                word=_quote(token.raw), roles=_(_ROLE_LIST), example=example
+            ),
             word=token.raw,
         )
     suggestion = _closest(token.norm, _ROLE_SPELLING) if token.plain else None
-    message = f"{_quote(token.shown)} is not a role"
-    message += f" — did you mean `{suggestion}`?" if suggestion else "."
-    message += f" The roles are {_ROLE_LIST} (`administrador`, `solicitante`, `observador`)."
-    return _error(message, word=token.raw, suggestion=suggestion)
+    if suggestion:
+        message = _("{word} is not a role — did you mean `{suggestion}`?")
+    else:
+        message = _("{word} is not a role.")
+    roles = _("The roles are {roles} (`administrador`, `solicitante`, `observador`).")
+    return _error(
+        message.format(word=_quote(token.shown), suggestion=suggestion)
+        + " "
+        + roles.format(roles=_(_ROLE_LIST)),
+        word=token.raw,
+        suggestion=suggestion,
+    )
 
 
-def _name(token: Token, what: str, *, team: bool = True) -> str | ParseError:
-    """A team (or operation) name, normalized, or why the word can't be one."""
+def _name(token: Token, *, team: bool = True) -> str | ParseError:
+    """A team name (or, with ``team=False``, an operation name), normalized, or why the word
+    can't be one."""
     word, shown = token.raw, _quote(token.shown)
     if token.mention is not None:
-        return _error(
-            f"{shown} is a mention; a {what} is named by a plain word, like `ventas`.", word=word
-        )
+        if team:
+            message = _("{word} is a mention; a team is named by a plain word, like `ventas`.")
+        else:
+            message = _(
+                "{word} is a mention; an operation is named by a plain word, like `ventas`."
+            )
+        return _error(message.format(word=shown), word=word)
     if token.key is not None:
-        return _error(f"Write just the {what}'s name, like `ventas`, not {shown}.", word=word)
+        if team:
+            message = _("Write just the team's name, like `ventas`, not {word}.")
+        else:
+            message = _("Write just the operation's name, like `ventas`, not {word}.")
+        return _error(message.format(word=shown), word=word)
     name = token.norm
     if not _NAME.fullmatch(name):
-        return _error(
-            f"{shown} is not a valid {what} name: use letters, digits, `-` and `_`, starting "
-            "and ending with a letter or a digit, like `ventas` or `ventas-2`.",
-            word=word,
-        )
+        if team:
+            message = _(
+                "{word} is not a valid team name: use letters, digits, `-` and `_`, starting "
+                "and ending with a letter or a digit, like `ventas` or `ventas-2`."
+            )
+        else:
+            message = _(
+                "{word} is not a valid operation name: use letters, digits, `-` and `_`, "
+                "starting and ending with a letter or a digit, like `ventas` or `ventas-2`."
+            )
+        return _error(message.format(word=shown), word=word)
     if len(name) > MAX_NAME_LENGTH:
-        return _error(
-            f"{shown} is too long for a {what} name: at most {MAX_NAME_LENGTH} characters.",
-            word=word,
-        )
+        if team:
+            message = _("{word} is too long for a team name: at most {limit} characters.")
+        else:
+            message = _("{word} is too long for an operation name: at most {limit} characters.")
+        return _error(message.format(word=shown, limit=MAX_NAME_LENGTH), word=word)
     if team and _TARGET.fullmatch(name):
         return _error(
-            f"{shown} looks like an agent id or range, so it can't name a team: give the name a "
-            "letter, like `ventas` or `piso-2`.",
+            _(
+                "{word} looks like an agent id or range, so it can't name a team: give the name "
+                "a letter, like `ventas` or `piso-2`."
+            ).format(word=shown),
             word=word,
         )
     if team and name in _RESERVED:
         return _error(
-            f"{shown} can't name a team: agentbox uses that word. Pick another, like `ventas`.",
+            _(
+                "{word} can't name a team: agentbox uses that word. Pick another, like `ventas`."
+            ).format(word=shown),
             word=word,
         )
     return name
@@ -1903,31 +2056,36 @@ def _scope(options: Sequence[Token], *, every: bool) -> tuple[str, ...] | ParseE
     all_teams: Token | None = None
     for option in options:
         if not option.values:
-            alternative = " or `team:*` for every team" if every else ""
-            return _error(
-                f"{_quote(option.raw)} needs a team name right after it, like "
-                f"`team:ventas`{alternative}.",
-                word=option.raw,
-            )
+            if every:
+                message = _(
+                    "{option} needs a team name right after it, like `team:ventas` or `team:*` "
+                    "for every team."
+                )
+            else:
+                message = _("{option} needs a team name right after it, like `team:ventas`.")
+            return _error(message.format(option=_quote(option.raw)), word=option.raw)
         for value in option.values:
             if value.plain and value.norm in _EVERY_TEAM:
                 if not every:
                     return _error(
-                        f"{_quote(option.raw)} would reach the agents of every team: a show/hide "
-                        "command names its teams, like `team:ventas` or `team:ventas,cobranza`.",
+                        _(
+                            "{option} would reach the agents of every team: a show/hide command "
+                            "names its teams, like `team:ventas` or `team:ventas,cobranza`."
+                        ).format(option=_quote(option.raw)),
                         word=option.raw,
                     )
                 all_teams = value
                 continue
-            name = _name(value, "team")
+            name = _name(value)
             if isinstance(name, ParseError):
                 return name
             names.add(name)
     if all_teams is not None:
         if names:
             return _error(
-                f"{_quote(all_teams.raw)} already means every team: write `team:*` alone, or "
-                "name the teams.",
+                _(
+                    "{word} already means every team: write `team:*` alone, or name the teams."
+                ).format(word=_quote(all_teams.raw)),
                 word=all_teams.raw,
             )
         return ALL_TEAMS
@@ -1940,17 +2098,17 @@ def _button_scope(options: Sequence[Token]) -> tuple[Button, ...] | ParseError |
     for option in options:
         if not option.values:
             return _error(
-                f"{_quote(option.raw)} needs buttons right after it, like "
-                "`buttons:dial,disposition`.",
+                _("{option} needs buttons right after it, like `buttons:dial,disposition`.").format(
+                    option=_quote(option.raw)
+                ),
                 word=option.raw,
             )
         for value in option.values:
             lexeme = _LEXICON.get(value.norm) if value.plain else None
             if lexeme is None or lexeme.kind is not WordKind.BUTTON:
                 suggestion = _closest(value.norm, _BUTTON_SPELLING) if value.plain else None
-                message = f"{_quote(value.shown)} is not a button"
-                message += f" — did you mean `{suggestion}`?" if suggestion else "."
-                message += " The buttons are `dial`, `disposition`, `hungup`, or `all`."
+                message = _not_a_button(value, suggestion) + " "
+                message += _("The buttons are `dial`, `disposition`, `hungup`, or `all`.")
                 return _error(message, word=value.raw, suggestion=suggestion)
             chosen.update(lexeme.buttons)
     if chosen == set(_ALL_BUTTONS):
@@ -1958,12 +2116,22 @@ def _button_scope(options: Sequence[Token]) -> tuple[Button, ...] | ParseError |
     return tuple(b for b in _ALL_BUTTONS if b in chosen)
 
 
+def _not_a_button(token: Token, suggestion: str | None) -> str:
+    if suggestion:
+        message = _("{word} is not a button — did you mean `{suggestion}`?")
+    else:
+        message = _("{word} is not a button.")
+    return message.format(word=_quote(token.shown), suggestion=suggestion)
+
+
 def _channels(option: Token) -> list[ChannelRef] | ParseError:
     """The channels of an option like ``approvals:#c`` or ``channels:#a,#b``."""
     key = normalize(option.raw.partition(":")[0])
     if not option.values:
         return _error(
-            f"{_quote(option.raw)} needs a channel right after it, like `{key}:#ventas`.",
+            _("{option} needs a channel right after it, like `{key}:#ventas`.").format(
+                option=_quote(option.raw), key=key
+            ),
             word=option.raw,
         )
     channels: list[ChannelRef] = []
@@ -1977,8 +2145,10 @@ def _channels(option: Token) -> list[ChannelRef] | ParseError:
 
 def _not_a_channel(token: Token) -> ParseError:
     return _error(
-        f"{_quote(token.shown)} is not a link to a channel: type `#` and pick the channel from "
-        "Slack's autocomplete, so that it becomes one (typing the name is not enough).",
+        _(
+            "{word} is not a link to a channel: type `#` and pick the channel from Slack's "
+            "autocomplete, so that it becomes one (typing the name is not enough)."
+        ).format(word=_quote(token.shown)),
         word=token.raw,
     )
 
@@ -1993,15 +2163,16 @@ def _parse_grant(verb: str, args: Sequence[Token]) -> Parsed:
     label = args[0].shown
     if len(args) < 2:
         return _error(
-            f"Say which role to give: {_ROLE_LIST}, like "
-            f"{_example(verb, label, 'supervisor team:ventas')}."
+            _("Say which role to give: {roles}, like {example}.").format(
+                roles=_(_ROLE_LIST), example=_example(verb, label, "supervisor team:ventas")
+            )
         )
     role = _role(args[1], verb, label)
     if isinstance(role, ParseError):
         return role
     example = _example(verb, label, role.value, "team:ventas buttons:dial")
     usage = _Usage(
-        verb, example, ("team", "buttons"), "after the role come `team:…` and `buttons:…`"
+        verb, example, ("team", "buttons"), _("after the role come `team:…` and `buttons:…`")
     )
     options = _options(args[2:], usage)
     if isinstance(options, ParseError):
@@ -2011,22 +2182,27 @@ def _parse_grant(verb: str, args: Sequence[Token]) -> Parsed:
         if team_options or button_options:
             word = (team_options or button_options)[0].raw
             return _error(
-                f"Admins may do everything on every team, so an `admin` grant takes no "
-                f"{_quote(word)}: {_example(verb, label, 'admin')}. For less, grant "
-                "`supervisor`, `requester` or `viewer` with `team:`.",
+                _(
+                    "Admins may do everything on every team, so an `admin` grant takes no "
+                    "{word}: {example}. For less, grant `supervisor`, `requester` or `viewer` "
+                    "with `team:`."
+                ).format(word=_quote(word), example=_example(verb, label, "admin")),
                 word=word,
             )
         return GrantCommand(subject, Role.ADMIN, ALL_TEAMS, None)
     if not team_options:
         return _error(
-            f"Say which teams: `team:ventas` or `team:*` for all, like "
-            f"{_example(verb, label, role.value, 'team:ventas')}."
+            _("Say which teams: `team:ventas` or `team:*` for all, like {example}.").format(
+                example=_example(verb, label, role.value, "team:ventas")
+            )
         )
     if button_options and role is Role.VIEWER:
         word = button_options[0].raw
         return _error(
-            f"Viewers change no buttons, so a `viewer` grant takes no {_quote(word)}; "
-            "`buttons:` narrows a `supervisor` or `requester` grant.",
+            _(
+                "Viewers change no buttons, so a `viewer` grant takes no {word}; `buttons:` "
+                "narrows a `supervisor` or `requester` grant."
+            ).format(word=_quote(word)),
             word=word,
         )
     teams = _scope(team_options, every=True)
@@ -2050,7 +2226,7 @@ def _parse_revoke(verb: str, args: Sequence[Token]) -> Parsed:
             return found
         role, rest = found, rest[1:]
     example = _example(verb, label, role.value if role else "supervisor", "team:ventas")
-    usage = _Usage(verb, example, ("team",), "after the role comes only `team:…`")
+    usage = _Usage(verb, example, ("team",), _("after the role comes only `team:…`"))
     options = _options(rest, usage)
     if isinstance(options, ParseError):
         return options
@@ -2058,8 +2234,9 @@ def _parse_revoke(verb: str, args: Sequence[Token]) -> Parsed:
     if role is Role.ADMIN and team_options:
         word = team_options[0].raw
         return _error(
-            f"Admins hold every team, so taking `admin` away takes no {_quote(word)}: "
-            f"{_example(verb, label, 'admin')}.",
+            _("Admins hold every team, so taking `admin` away takes no {word}: {example}.").format(
+                word=_quote(word), example=_example(verb, label, "admin")
+            ),
             word=word,
         )
     teams = _scope(team_options, every=True) if team_options else ALL_TEAMS
@@ -2075,24 +2252,31 @@ def _parse_roles(verb: str, args: Sequence[Token]) -> Parsed:
     if isinstance(subject, ParseError):
         return subject
     if len(args) > 1:
-        usage = _Usage(verb, _example(verb, "@maria"), (), f"`{verb}` takes one person or group")
+        takes = _("{verb} takes one person or group").format(verb=f"`{verb}`")
+        usage = _Usage(verb, _example(verb, "@maria"), (), takes)
         return _stray(args[1], usage)
     return RolesCommand(subject)
 
 
 def _parse_whoami(verb: str, args: Sequence[Token]) -> Parsed:
     if args:
-        return _stray(args[0], _Usage(verb, _example(verb), (), f"`{verb}` takes nothing more"))
+        return _stray(args[0], _Usage(verb, _example(verb), (), _nothing_more(verb)))
     return WhoamiCommand()
 
 
-_TEAM_ACTIONS = "`create`, `add`, `remove`, `show` or `list` (or `set` a team's settings)"
+def _nothing_more(verb: str) -> str:
+    return _("{verb} takes nothing more").format(verb=f"`{verb}`")
+
+
+_TEAM_ACTIONS = N_("`create`, `add`, `remove`, `show` or `list` (or `set` a team's settings)")
 
 
 def _parse_team(verb: str, args: Sequence[Token]) -> Parsed:
     if not args:
         return _error(
-            f"Say what to do with teams: {_TEAM_ACTIONS}, like {_example(verb, 'show ventas')}."
+            _("Say what to do with teams: {actions}, like {example}.").format(
+                actions=_(_TEAM_ACTIONS), example=_example(verb, "show ventas")
+            )
         )
     head, rest = args[0], args[1:]
     lexeme = _TEAM_VERBS.get(head.norm) if head.plain else None
@@ -2100,18 +2284,30 @@ def _parse_team(verb: str, args: Sequence[Token]) -> Parsed:
         if rest and rest[0].plain and rest[0].norm in _TEAM_VERBS:
             action = _TEAM_VERB_SPELLING[rest[0].norm]
             return _error(
-                f"Say what to do before the team's name: {_example(verb, action, head.shown)}."
+                _("Say what to do before the team's name: {example}.").format(
+                    example=_example(verb, action, head.shown)
+                )
             )
         suggestion = _closest(head.norm, _TEAM_VERB_SPELLING) if head.plain else None
-        message = f"I don't understand {_quote(head.shown)} after `{verb}`"
-        message += f" — did you mean `{suggestion}`?" if suggestion else "."
-        message += f" Say {_TEAM_ACTIONS}, like {_example(verb, 'show ventas')}."
-        return _error(message, word=head.raw, suggestion=suggestion)
+        if suggestion:
+            message = _("I don't understand {word} after {verb} — did you mean `{suggestion}`?")
+        else:
+            message = _("I don't understand {word} after {verb}.")
+        say = _("Say {actions}, like {example}.").format(
+            actions=_(_TEAM_ACTIONS), example=_example(verb, "show ventas")
+        )
+        return _error(
+            message.format(word=_quote(head.shown), verb=f"`{verb}`", suggestion=suggestion)
+            + " "
+            + say,
+            word=head.raw,
+            suggestion=suggestion,
+        )
     action = lexeme.canonical
     said = f"{verb} {_TEAM_VERB_SPELLING[head.norm]}"
     if action == "list":
         if rest:
-            return _stray(rest[0], _Usage(said, _example(said), (), f"`{said}` takes nothing more"))
+            return _stray(rest[0], _Usage(said, _example(said), (), _nothing_more(said)))
         return TeamListCommand()
     examples = {
         "create": "ventas 1001-1050 #ventas",
@@ -2122,26 +2318,27 @@ def _parse_team(verb: str, args: Sequence[Token]) -> Parsed:
     }
     example = _example(said, examples[action])
     if not rest:
-        return _error(f"Say which team, like {example}.")
-    name = _name(rest[0], "team")
+        return _error(_("Say which team, like {example}.").format(example=example))
+    name = _name(rest[0])
     if isinstance(name, ParseError):
         return name
     if action == "show":
         if len(rest) > 1:
-            return _stray(rest[1], _Usage(said, example, (), f"`{said}` takes only a team's name"))
+            takes = _("{verb} takes only a team's name").format(verb=f"`{said}`")
+            return _stray(rest[1], _Usage(said, example, (), takes))
         return TeamShowCommand(name)
     if action == "create":
         return _parse_team_create(said, name, rest[1:])
     if action == "set":
         return _parse_team_set(said, name, rest[1:])
-    usage = _Usage(said, example, (), "after the team's name come only agent ids and ranges")
+    usage = _Usage(said, example, (), _("after the team's name come only agent ids and ranges"))
     agents = _members(rest[1:], usage)
     if isinstance(agents, ParseError):
         return agents
     return TeamAddCommand(name, agents) if action == "add" else TeamRemoveCommand(name, agents)
 
 
-_TEAM_BOUND = f"one command can name at most {MAX_AGENTS} agents for a team"
+_TEAM_BOUND = N_("one command can name at most {count} agents for a team")
 
 
 def _members(tokens: Sequence[Token], usage: _Usage) -> tuple[str, ...] | ParseError:
@@ -2155,8 +2352,8 @@ def _members(tokens: Sequence[Token], usage: _Usage) -> tuple[str, ...] | ParseE
         else:
             return _stray(token, usage)
     if not targets:
-        return _error(f"Say which agents, like {usage.example}.")
-    return _agents(targets, _TEAM_BOUND)
+        return _error(_("Say which agents, like {example}.").format(example=usage.example))
+    return _agents(targets, _(_TEAM_BOUND).format(count=MAX_AGENTS))
 
 
 def _parse_team_create(said: str, name: str, tokens: Sequence[Token]) -> Parsed:
@@ -2165,8 +2362,10 @@ def _parse_team_create(said: str, name: str, tokens: Sequence[Token]) -> Parsed:
         said,
         example,
         ("approvals", "channels", "operation"),
-        "after the name come its agents, its `#channel`, and optionally `approvals:#channel`, "
-        "`channels:#a,#b` and `operation:name`",
+        _(
+            "after the name come its agents, its `#channel`, and optionally "
+            "`approvals:#channel`, `channels:#a,#b` and `operation:name`"
+        ),
     )
     targets: list[str] = []
     homes: list[Token] = []
@@ -2180,8 +2379,13 @@ def _parse_team_create(said: str, name: str, tokens: Sequence[Token]) -> Parsed:
                 continue
             if isinstance(token.mention.ref, UserRef | GroupRef):
                 return _error(
-                    f"{_quote(token.shown)}: a team is agents and channels; people get roles "
-                    f"with `grant`, like `{COMMAND} grant @maria supervisor team:{name}`.",
+                    _(
+                        "{word}: a team is agents and channels; people get roles with `grant`, "
+                        "like {example}."
+                    ).format(
+                        word=_quote(token.shown),
+                        example=_example("grant @maria supervisor", f"team:{name}"),
+                    ),
                     word=token.raw,
                 )
             return _stray(token, usage)
@@ -2194,15 +2398,19 @@ def _parse_team_create(said: str, name: str, tokens: Sequence[Token]) -> Parsed:
             if lexeme.canonical == "operation":
                 if len(token.values) != 1:
                     return _error(
-                        f"{_quote(token.raw)}: say one operation, like `operation:default`.",
+                        _("{option}: say one operation, like `operation:default`.").format(
+                            option=_quote(token.raw)
+                        ),
                         word=token.raw,
                     )
-                found = _name(token.values[0], "operation", team=False)
+                found = _name(token.values[0], team=False)
                 if isinstance(found, ParseError):
                     return found
                 if operation is not None and found != operation:
                     return _error(
-                        f"A team belongs to one operation; {_quote(token.raw)} names a second.",
+                        _("A team belongs to one operation; {option} names a second.").format(
+                            option=_quote(token.raw)
+                        ),
                         word=token.raw,
                     )
                 operation = found
@@ -2218,7 +2426,9 @@ def _parse_team_create(said: str, name: str, tokens: Sequence[Token]) -> Parsed:
                 continue
             if len(set(channels)) > 1 or (approvals is not None and approvals != channels[0]):
                 return _error(
-                    f"A team has one approvals channel; {_quote(token.raw)} names another.",
+                    _("A team has one approvals channel; {option} names another.").format(
+                        option=_quote(token.raw)
+                    ),
                     word=token.raw,
                 )
             approvals = channels[0]
@@ -2232,23 +2442,28 @@ def _parse_team_create(said: str, name: str, tokens: Sequence[Token]) -> Parsed:
         else:
             return _stray(token, usage)
     if not targets:
-        return _error(f"Say which agents are in the team, like {example}.")
-    agents = _agents(targets, _TEAM_BOUND)
+        return _error(
+            _("Say which agents are in the team, like {example}.").format(example=example)
+        )
+    agents = _agents(targets, _(_TEAM_BOUND).format(count=MAX_AGENTS))
     if isinstance(agents, ParseError):
         return agents
     if not homes:
         return _error(
-            "Say the team's channel: type `#` and pick it from Slack's autocomplete, like "
-            f"{example}."
+            _(
+                "Say the team's channel: type `#` and pick it from Slack's autocomplete, like "
+                "{example}."
+            ).format(example=example)
         )
     home = homes[0].mention.ref if homes[0].mention else None
     assert isinstance(home, ChannelRef)
     for other in homes[1:]:
         if other.mention is not None and other.mention.ref != home:
             return _error(
-                f"A team has one channel, and {_quote(homes[0].shown)} and "
-                f"{_quote(other.shown)} are two. For more channels that may change its agents, "
-                f"add `channels:#a,#b`.",
+                _(
+                    "A team has one channel, and {first} and {second} are two. For more channels "
+                    "that may change its agents, add `channels:#a,#b`."
+                ).format(first=_quote(homes[0].shown), second=_quote(other.shown)),
                 word=other.raw,
             )
     return TeamCreateCommand(
@@ -2278,16 +2493,24 @@ def _parse_team_set(said: str, name: str, tokens: Sequence[Token]) -> Parsed:
     """``team set <name> <setting> <value>``: one setting per command."""
     if not tokens:
         return _error(
-            f"Say which setting: {_SETTING_LIST}, like {_example(said, name, 'approval-ttl 45m')}."
+            _("Say which setting: {settings}, like {example}.").format(
+                settings=_SETTING_LIST, example=_example(said, name, "approval-ttl 45m")
+            )
         )
     head, values = tokens[0], tokens[1:]
     lexeme = _SETTINGS.get(head.norm) if head.plain else None
     if lexeme is None:
         suggestion = _closest(head.norm, _SETTING_SPELLING) if head.plain else None
-        message = f"{_quote(head.shown)} is not a team setting"
-        message += f" — did you mean `{suggestion}`?" if suggestion else "."
-        message += f" The settings are {_SETTING_LIST}."
-        return _error(message, word=head.raw, suggestion=suggestion)
+        if suggestion:
+            message = _("{word} is not a team setting — did you mean `{suggestion}`?")
+        else:
+            message = _("{word} is not a team setting.")
+        settings = _("The settings are {settings}.").format(settings=_SETTING_LIST)
+        return _error(
+            message.format(word=_quote(head.shown), suggestion=suggestion) + " " + settings,
+            word=head.raw,
+            suggestion=suggestion,
+        )
     setting = TeamSetting(lexeme.canonical)
     typed = _SETTING_SPELLING[head.norm]
     example = _example(said, name, _SETTING_EXAMPLES[setting])
@@ -2303,13 +2526,20 @@ def _setting_value(
     words = [token.norm for token in values if token.plain]
     unset = len(values) == 1 and words == [values[0].norm] and words[0] in _UNSET_WORDS
     if not values:
-        return _error(f"Say the value of `{typed}`, like {example}.")
+        return _error(
+            _("Say the value of {setting}, like {example}.").format(
+                setting=f"`{typed}`", example=example
+            )
+        )
     if setting in (TeamSetting.TRAIL, TeamSetting.SELF_APPROVAL):
         if len(values) == 1 and values[0].plain and values[0].norm in _SWITCH_WORDS:
             return _SWITCH_WORDS[values[0].norm]
         return _error(
-            f"`{typed}` is `on` or `off`, not {_quote(' '.join(t.shown for t in values))}: "
-            f"like {example}.",
+            _("{setting} is `on` or `off`, not {value}: like {example}.").format(
+                setting=f"`{typed}`",
+                value=_quote(" ".join(t.shown for t in values)),
+                example=example,
+            ),
             word=values[0].raw,
         )
     if setting is TeamSetting.APPROVALS_CHANNEL:
@@ -2319,7 +2549,10 @@ def _setting_value(
         if len(values) == 1 and isinstance(ref, ChannelRef):
             return ref
         if len(values) > 1:
-            return _error(f"A team has one approvals channel, like {example}.", word=values[1].raw)
+            return _error(
+                _("A team has one approvals channel, like {example}.").format(example=example),
+                word=values[1].raw,
+            )
         return _not_a_channel(values[0])
     if setting in (TeamSetting.APPROVAL_BUTTONS, TeamSetting.TWO_APPROVERS):
         if unset:
@@ -2329,12 +2562,11 @@ def _setting_value(
             lexeme = _LEXICON.get(token.norm) if token.plain else None
             if lexeme is None or lexeme.kind is not WordKind.BUTTON:
                 suggestion = _closest(token.norm, _BUTTON_SPELLING) if token.plain else None
-                message = f"{_quote(token.shown)} is not a button"
-                message += f" — did you mean `{suggestion}`?" if suggestion else "."
-                message += (
-                    f" `{typed}` takes `dial`, `disposition`, `hungup` or `all` (or `none`), "
-                    f"like {example}."
-                )
+                message = _not_a_button(token, suggestion) + " "
+                message += _(
+                    "{setting} takes `dial`, `disposition`, `hungup` or `all` (or `none`), like "
+                    "{example}."
+                ).format(setting=f"`{typed}`", example=example)
                 return _error(message, word=token.raw, suggestion=suggestion)
             chosen.update(lexeme.buttons)
         return tuple(b for b in _ALL_BUTTONS if b in chosen)
@@ -2346,8 +2578,15 @@ def _setting_value(
             if number <= MAX_AGENTS:
                 return number
         return _error(
-            f"`{typed}` takes a number of agents from 0 to {MAX_AGENTS} (or `off`), not "
-            f"{_quote(' '.join(t.shown for t in values))}: like {example}.",
+            _(
+                "{setting} takes a number of agents from 0 to {limit} (or `off`), not {value}: "
+                "like {example}."
+            ).format(
+                setting=f"`{typed}`",
+                limit=MAX_AGENTS,
+                value=_quote(" ".join(t.shown for t in values)),
+                example=example,
+            ),
             word=values[0].raw,
         )
     if unset:
@@ -2357,13 +2596,17 @@ def _setting_value(
     shown = _quote(" ".join(t.shown for t in values))
     if seconds is None or seconds % 60:
         return _error(
-            f"`{typed}` takes whole minutes or hours, like `45m` or `2h` (or `default`), not "
-            f"{shown}: like {example}.",
+            _(
+                "{setting} takes whole minutes or hours, like `45m` or `2h` (or `default`), not "
+                "{value}: like {example}."
+            ).format(setting=f"`{typed}`", value=shown, example=example),
             word=values[0].raw,
         )
     if not 1 <= seconds // 60 <= MAX_APPROVAL_TTL_MINUTES:
         return _error(
-            f"{shown} is out of range: a request waits from 1 minute to 24 hours.",
+            _("{value} is out of range: a request waits from 1 minute to 24 hours.").format(
+                value=shown
+            ),
             word=values[0].raw,
         )
     return seconds // 60
@@ -2374,12 +2617,13 @@ def _parse_undo(verb: str, args: Sequence[Token]) -> Parsed:
         flag = _flag(args[0])
         if flag is not None and flag.lexeme.canonical == "--dry-run":
             return _error(
-                f"`{verb}` has no dry run: see your last change first with "
-                f"`{COMMAND} history`, then {_example(verb)}. ({_quote(args[0].raw)} goes with "
-                "a show/hide change.)",
+                _(
+                    "{verb} has no dry run: see your last change first with `/agentbox history`, "
+                    "then {example}. ({flag} goes with a show/hide change.)"
+                ).format(verb=f"`{verb}`", example=_example(verb), flag=_quote(args[0].raw)),
                 word=args[0].raw,
             )
-        return _stray(args[0], _Usage(verb, _example(verb), (), f"`{verb}` takes nothing more"))
+        return _stray(args[0], _Usage(verb, _example(verb), (), _nothing_more(verb)))
     return UndoCommand()
 
 
@@ -2399,11 +2643,15 @@ def _limit(word: str, value: str | None, previous: int | None) -> int | ParseErr
     """The number of ``--limit N`` (``word`` as typed, for messages)."""
     if value is None or not _ID.fullmatch(value) or not 1 <= int(value) <= MAX_HISTORY_LIMIT:
         return _error(
-            f"{_quote(word)} takes a number from 1 to {MAX_HISTORY_LIMIT}, like {_LIMIT_EXAMPLE}.",
+            _("{word} takes a number from 1 to {limit}, like {example}.").format(
+                word=_quote(word), limit=MAX_HISTORY_LIMIT, example=_LIMIT_EXAMPLE
+            ),
             word=word,
         )
     if previous is not None and previous != int(value):
-        return _error(f"Say one limit; {_quote(word)} is a second one.", word=word)
+        return _error(
+            _("Say one limit; {word} is a second one.").format(word=_quote(word)), word=word
+        )
     return int(value)
 
 
@@ -2434,8 +2682,9 @@ def _query(tokens: Sequence[Token], usage: _Usage, *, limit: bool) -> _Query | P
             continue
         if flag is not None and flag.lexeme.canonical == "--dry-run":
             return _error(
-                f"{_quote(token.raw)} goes with a show/hide change; `{usage.verb}` changes "
-                "nothing anyway.",
+                _("{word} goes with a show/hide change; {verb} changes nothing anyway.").format(
+                    word=_quote(token.raw), verb=f"`{usage.verb}`"
+                ),
                 word=token.raw,
             )
         if token.key is not None:
@@ -2452,13 +2701,23 @@ def _query(tokens: Sequence[Token], usage: _Usage, *, limit: bool) -> _Query | P
                 count = found
                 continue
             if any(value.plain and value.norm in _EVERY_TEAM for value in token.values):
-                every = (
-                    f"without a target, `{usage.verb}` already covers every team you may see"
-                    if limit
-                    else f"`{usage.verb}` names its agents or teams; for every agent with hidden "
-                    f"buttons, `{COMMAND} {usage.verb} hidden`"
+                if limit:
+                    message = _(
+                        "{option}: without a target, {verb} already covers every team you may see."
+                    )
+                else:
+                    message = _(
+                        "{option}: {verb} names its agents or teams; for every agent with hidden "
+                        "buttons, {example}."
+                    )
+                return _error(
+                    message.format(
+                        option=_quote(token.raw),
+                        verb=f"`{usage.verb}`",
+                        example=_example(usage.verb, "hidden"),
+                    ),
+                    word=token.raw,
                 )
-                return _error(f"{_quote(token.raw)}: {every}.", word=token.raw)
             names = _scope([token], every=False)
             if isinstance(names, ParseError):
                 return names
@@ -2470,12 +2729,14 @@ def _query(tokens: Sequence[Token], usage: _Usage, *, limit: bool) -> _Query | P
             return spaced
         if token.plain and (token.norm in _ROLES or _LEXICON.get(token.norm) is not None):
             return _error(
-                f"I don't understand {_quote(token.raw)} here: {usage.takes}, like "
-                f"{usage.example}.",
+                _("I don't understand {word} here: {takes}, like {example}.").format(
+                    word=_quote(token.raw), takes=usage.takes, example=usage.example
+                ),
                 word=token.raw,
             )
         return _stray(token, usage)
-    agents = _agents(targets, f"one command can name at most {MAX_AGENTS}") if targets else ()
+    bound = _("one command can name at most {count}").format(count=MAX_AGENTS)
+    agents = _agents(targets, bound) if targets else ()
     if isinstance(agents, ParseError):
         return agents
     return _Query(agents, tuple(sorted(teams)), count)
@@ -2486,7 +2747,7 @@ def _parse_history(verb: str, args: Sequence[Token]) -> Parsed:
         verb,
         _example(verb, "team:ventas --limit 50"),
         ("team", "limit"),
-        f"`{verb}` takes agent ids, `team:…` and `--limit N`",
+        _("{verb} takes agent ids, `team:…` and `--limit N`").format(verb=f"`{verb}`"),
     )
     query = _query(args, usage, limit=True)
     if isinstance(query, ParseError):
@@ -2502,9 +2763,15 @@ def _parse_status(verb: str, args: Sequence[Token]) -> Parsed:
         others = [arg for arg in args if arg is not hidden[0]]
         if others:
             return _error(
-                f"{_quote(said)} lists every agent with hidden buttons and takes nothing more, "
-                f"so {_quote(others[0].shown)} has no place in it. For some agents' buttons: "
-                f"{_example(verb, '1001')} or {_example(verb, 'team:ventas')}.",
+                _(
+                    "{command} lists every agent with hidden buttons and takes nothing more, so "
+                    "{word} has no place in it. For some agents' buttons: {agents} or {team}."
+                ).format(
+                    command=_quote(said),
+                    word=_quote(others[0].shown),
+                    agents=_example(verb, "1001"),
+                    team=_example(verb, "team:ventas"),
+                ),
                 word=others[0].raw,
             )
         return StatusCommand(hidden_only=True)
@@ -2512,16 +2779,21 @@ def _parse_status(verb: str, args: Sequence[Token]) -> Parsed:
         verb,
         _example(verb, "1001"),
         ("team",),
-        f"`{verb}` takes agent ids and `team:…`, or `hidden` alone",
+        _("{verb} takes agent ids and `team:…`, or `hidden` alone").format(verb=f"`{verb}`"),
     )
     query = _query(args, usage, limit=False)
     if isinstance(query, ParseError):
         return query
     if not query.agents and not query.teams:
         return _error(
-            f"Say which agents or team, like {_example(verb, '1001')} or "
-            f"{_example(verb, 'team:ventas')}; {_example(verb, 'hidden')} lists every agent with "
-            "hidden buttons."
+            _(
+                "Say which agents or team, like {agents} or {team}; {hidden} lists every agent "
+                "with hidden buttons."
+            ).format(
+                agents=_example(verb, "1001"),
+                team=_example(verb, "team:ventas"),
+                hidden=_example(verb, "hidden"),
+            )
         )
     return StatusCommand(query.agents, query.teams)
 
@@ -2618,11 +2890,16 @@ def parse(text: str) -> Parsed:
         lexeme, length, said = verb
         if reason is not None:
             return _error(
-                f"{_quote(reason.flag)} goes with a show/hide change, like "
-                f'`{COMMAND} hide dial 1001 {reason.flag} "…"`; `{said}` takes no reason.',
+                _(
+                    "{flag} goes with a show/hide change, like {example}; {verb} takes no reason."
+                ).format(
+                    flag=_quote(reason.flag),
+                    example=f'`{COMMAND} hide dial 1001 {reason.flag} "…"`',
+                    verb=f"`{said}`",
+                ),
                 word=reason.flag,
             )
         return _PARSERS[lexeme.canonical](said, tokens[length:])
     except Exception:  # a bug here must not become an error page for the user
         _log.exception("grammar failed on %r", text)
-        return ParseError(f"Sorry, I could not read that command. {_HELP_HINT}")
+        return ParseError(_("Sorry, I could not read that command.") + " " + _(_HELP_HINT))
