@@ -122,7 +122,9 @@ class Reads:
                 total=c.total,
             )
             if c.failed:
-                line += ngettext(", {count} failed", ", {count} failed", c.failed).format(count=c.failed)
+                line += ngettext(", {count} failed", ", {count} failed", c.failed).format(
+                    count=c.failed
+                )
             if c.status != ChangeStatus.DONE:
                 line += f" ({_status_word(c.status)})"
             lines.append(line)
