@@ -1,11 +1,25 @@
-"""The ``calls`` table as a queue: claim in order, complete, recover what a dead replica held."""
+"""The ``calls`` table as a queue: reserve and claim in order, record answers, recover what a
+dead replica held.
+
+A call's life in the table: ``queued``; *reserved* by the token's sender (still ``queued``, with
+``claimed_by``, ``slot`` and a ``claim_token``: it is next, nobody else takes it); ``running`` from
+the moment it is sent; ``succeeded`` or ``failed`` with wolkvox's answer. Marking a call running and
+recording its answer both require its current claim token, so a replica that lost its slot cannot
+overwrite a re-run.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import secrets
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import cast
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import Table, and_, bindparam, func, select, text, update
 
 from storage.database import Database
 from storage.models import Call, CallStatus, utcnow
@@ -20,93 +34,260 @@ _RECENT_CALLS = 50
 #: How long that mean is reused before it is computed again.
 _MEAN_MAX_AGE = 5.0
 
+_calls = cast(Table, Call.__table__)
+# Core statements run with many parameter sets at once (one round trip for a batch of steps).
+_MARK_RUNNING = (
+    update(_calls)
+    .where(
+        _calls.c.id == bindparam("b_id"),
+        _calls.c.claim_token == bindparam("b_token"),
+        _calls.c.status == CallStatus.QUEUED,
+    )
+    .values(status=CallStatus.RUNNING, slot=bindparam("b_slot"), started_at=bindparam("b_at"))
+)
+_RECORD_ANSWER = (
+    update(_calls)
+    .where(
+        _calls.c.id == bindparam("b_id"),
+        _calls.c.claim_token == bindparam("b_token"),
+        _calls.c.status == CallStatus.RUNNING,
+    )
+    .values(
+        status=bindparam("b_status"),
+        attempts=_calls.c.attempts + bindparam("b_attempts"),
+        message=bindparam("b_message"),
+        error_kind=bindparam("b_error_kind"),
+        duration_ms=bindparam("b_duration_ms"),
+        finished_at=bindparam("b_at"),
+    )
+)
+
+_RESERVE = (
+    update(_calls)
+    .where(
+        _calls.c.id.in_(
+            select(_calls.c.id)
+            .where(
+                _calls.c.operation == bindparam("b_operation"),
+                _calls.c.status == CallStatus.QUEUED,
+                _calls.c.claim_token.is_(None),
+            )
+            .order_by(_calls.c.id)
+            .limit(bindparam("b_limit"))
+            # Two senders never take the same row (PostgreSQL; SQLite has one writer anyway).
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+    )
+    .values(
+        claimed_by=bindparam("b_replica"),
+        slot=bindparam("b_slot"),
+        claim_token=bindparam("b_token"),
+    )
+    .returning(
+        _calls.c.id, _calls.c.change_id, _calls.c.agent_id, _calls.c.display, _calls.c.button
+    )
+)
+_REQUEUE = [  # running ones first: the rowcount of the first statement is theirs
+    update(_calls)
+    .where(
+        _calls.c.operation == bindparam("b_operation"),
+        _calls.c.status == status,
+        _calls.c.slot == bindparam("b_slot"),
+    )
+    .values(status=CallStatus.QUEUED, claimed_by=None, slot=None, claim_token=None)
+    for status in (CallStatus.RUNNING, CallStatus.QUEUED)
+]
+_NOTIFY_CHANGES = text("SELECT pg_notify(:topic, key) FROM unnest(CAST(:keys AS text[])) AS key")
+
+
+@dataclass
+class _Step:
+    answered: tuple[QueuedCall, CallOutcome] | None
+    started: QueuedCall | None
+    at: datetime
+    written: asyncio.Future[None]
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    """Mark a failed write's error as seen: its sender may have been cancelled meanwhile."""
+    if not future.cancelled():
+        future.exception()
+
 
 class CallQueue:
     def __init__(self, database: Database, signals: Signals) -> None:
         self._db = database
         self._signals = signals
         self._means: dict[str, tuple[float, float | None]] = {}  # operation -> (taken, mean)
+        self._steps: list[_Step] = []
+        self._writer: asyncio.Task[None] | None = None
 
-    async def claim_next(self, operation: str, *, replica_id: str, slot: int) -> QueuedCall | None:
-        """Mark the oldest queued call of ``operation`` running, for the caller holding ``slot``.
+    async def reserve(
+        self, operation: str, *, replica_id: str, slot: int, limit: int
+    ) -> list[QueuedCall]:
+        """Reserve, for the holder of ``slot``, up to ``limit`` of the oldest queued calls of
+        ``operation`` that nobody has reserved; in id (= asked-for) order.
 
-        ``FOR UPDATE SKIP LOCKED`` lets two slots of one operation claim side by side without
-        taking the same row (PostgreSQL; SQLite has one writer at a time anyway).
+        They stay ``queued`` (not sent yet) under a new claim token; :meth:`step` marks
+        each one ``running`` as it is sent, :meth:`release` gives back those never sent, and
+        :meth:`requeue_orphans` those of a holder that is gone.
         """
-        oldest = (
-            select(Call.id)
-            .where(Call.operation == operation, Call.status == CallStatus.QUEUED)
-            .order_by(Call.id)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
         token = secrets.token_hex(8)
-        statement = (
-            update(Call)
-            .where(Call.id == oldest)
-            .values(
-                status=CallStatus.RUNNING,
-                claimed_by=replica_id,
+        async with self._db.transaction() as session:
+            connection = await session.connection()
+            rows = (
+                await connection.execute(
+                    _RESERVE,
+                    {
+                        "b_operation": operation,
+                        "b_limit": limit,
+                        "b_replica": replica_id,
+                        "b_slot": slot,
+                        "b_token": token,
+                    },
+                )
+            ).all()
+        return [
+            QueuedCall(
+                id=call_id,
+                change_id=change_id,
+                operation=operation,
+                request=DisplayRequest(agent_id, Display(display), Button(button)),
                 slot=slot,
                 claim_token=token,
-                started_at=utcnow(),
             )
-            .returning(Call.id, Call.change_id, Call.agent_id, Call.display, Call.button)
-        )
-        async with self._db.transaction() as session:
-            row = (await session.execute(statement)).first()
-        if row is None:
-            return None
-        call_id, change_id, agent_id, display, button = row
-        return QueuedCall(
-            id=call_id,
-            change_id=change_id,
-            operation=operation,
-            request=DisplayRequest(agent_id, Display(display), Button(button)),
-            slot=slot,
-            claim_token=token,
-        )
+            for call_id, change_id, agent_id, display, button in sorted(rows)
+        ]
 
-    async def complete(self, call: QueuedCall, outcome: CallOutcome) -> None:
-        """Record the answer, and tell whoever follows the change."""
+    def step(
+        self,
+        *,
+        answered: tuple[QueuedCall, CallOutcome] | None = None,
+        started: QueuedCall | None = None,
+    ) -> asyncio.Future[None]:
+        """Record, without making the caller wait, that ``answered`` got its answer and that the
+        reserved call ``started`` (its ``slot`` the sender's) is being sent now.
+
+        Both go into one transaction, so a sender that swaps one call for the next never shows
+        more calls ``running`` than it has in flight. Steps are written in the order they were
+        made (a call's answer after its start), grouped into one transaction with whatever
+        other senders recorded meanwhile. The future is done once the step is durable, and those
+        following the answered call's change have been woken then, not before.
+        """
+        written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        written.add_done_callback(_retrieve)
+        self._steps.append(_Step(answered, started, utcnow(), written))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_steps(), name="call-queue-writer")
+        return written
+
+    async def flush(self) -> None:
+        """Wait until every step recorded so far is durable (or has failed)."""
+        with contextlib.suppress(Exception):
+            await self.step()
+
+    async def _write_steps(self) -> None:
+        batch: list[_Step] = []
+        try:
+            while self._steps:
+                batch, self._steps = self._steps, []
+                try:
+                    changes = await self._write(batch)
+                except Exception as error:
+                    for step in batch:
+                        if not step.written.done():
+                            step.written.set_exception(error)
+                    continue
+                for change in changes:
+                    self._signals.notify(CHANGE, change)
+                for step in batch:
+                    if not step.written.done():
+                        step.written.set_result(None)
+        finally:  # cancelled (the event loop is closing): nobody may wait for ever
+            for step in [*batch, *self._steps]:
+                step.written.cancel()
+
+    async def _write(self, batch: Sequence[_Step]) -> list[str]:
+        """One transaction for ``batch``; the changes whose calls were answered."""
+        # Marks first: a call started and answered within one batch is running before its answer.
+        marks = [
+            {"b_id": s.id, "b_token": s.claim_token, "b_slot": s.slot, "b_at": step.at}
+            for step in batch
+            if (s := step.started) is not None
+        ]
+        answers = [
+            {
+                "b_id": call.id,
+                "b_token": call.claim_token,
+                "b_status": CallStatus.SUCCEEDED if outcome.ok else CallStatus.FAILED,
+                "b_attempts": outcome.attempts,
+                "b_message": outcome.message,
+                "b_error_kind": outcome.error.kind if outcome.error is not None else None,
+                "b_duration_ms": round(outcome.duration * 1000),
+                "b_at": step.at,
+            }
+            for step in batch
+            if step.answered is not None
+            for call, outcome in (step.answered,)
+        ]
+        changes = sorted({str(s.answered[0].change_id) for s in batch if s.answered is not None})
+        if not (marks or answers):
+            return []
+        async with self._db.transaction() as session:
+            connection = await session.connection()  # Core: no ORM work per statement
+            if marks:
+                await connection.execute(_MARK_RUNNING, marks)
+            if answers:
+                await connection.execute(_RECORD_ANSWER, answers)
+            if changes and self._signals.shared:
+                # Signals.publish, for many keys in one round trip.
+                await connection.execute(_NOTIFY_CHANGES, {"topic": CHANGE, "keys": changes})
+        return changes
+
+    async def release(self, calls: Sequence[QueuedCall]) -> None:
+        """Give back reserved calls that were not sent (the sender stopped before them)."""
+        if not calls:
+            return
         async with self._db.transaction() as session:
             await session.execute(
-                update(Call)
+                update(_calls)
                 .where(
-                    Call.id == call.id,
-                    Call.status == CallStatus.RUNNING,
-                    Call.claim_token == call.claim_token,
+                    _calls.c.id == bindparam("b_id"),
+                    _calls.c.claim_token == bindparam("b_token"),
+                    _calls.c.status == CallStatus.QUEUED,
                 )
-                .values(
-                    status=CallStatus.SUCCEEDED if outcome.ok else CallStatus.FAILED,
-                    attempts=Call.attempts + outcome.attempts,
-                    message=outcome.message,
-                    error_kind=outcome.error.kind if outcome.error is not None else None,
-                    duration_ms=round(outcome.duration * 1000),
-                    finished_at=utcnow(),
-                )
+                .values(claimed_by=None, slot=None, claim_token=None),
+                [{"b_id": call.id, "b_token": call.claim_token} for call in calls],
             )
-            await self._signals.publish(session, CHANGE, str(call.change_id))
-        self._signals.notify(CHANGE, str(call.change_id))
+
+    async def claim_next(self, operation: str, *, replica_id: str, slot: int) -> QueuedCall | None:
+        """Reserve the oldest queued call of ``operation`` and mark it running at once, for a
+        caller holding ``slot`` that sends one call at a time (the dispatcher reserves ahead)."""
+        calls = await self.reserve(operation, replica_id=replica_id, slot=slot, limit=1)
+        if not calls:
+            return None
+        await self.step(started=calls[0])
+        return calls[0]
+
+    async def complete(self, call: QueuedCall, outcome: CallOutcome) -> None:
+        """Record the answer of a call taken with :meth:`claim_next`, and tell whoever follows
+        the change."""
+        await self.step(answered=(call, outcome))
 
     async def requeue_orphans(self, operation: str, slot: int) -> int:
-        """Queue again the calls left running in ``slot`` by a holder that is gone.
+        """Queue again the calls left running or reserved in ``slot`` by a holder that is gone;
+        how many were running (in flight, maybe answered: they are sent again).
 
         Called by the new holder of the slot: the lock is exclusive, so nobody else can still be
-        running them (but see storage/slots.py for the edge of a lost database connection).
+        sending them (but see storage/slots.py for the edge of a lost database connection).
         """
+        where = {"b_operation": operation, "b_slot": slot}
         async with self._db.transaction() as session:
-            result = await session.execute(
-                update(Call)
-                .where(
-                    Call.operation == operation,
-                    Call.status == CallStatus.RUNNING,
-                    Call.slot == slot,
-                )
-                .values(status=CallStatus.QUEUED, claimed_by=None, slot=None, claim_token=None)
-            )
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+            connection = await session.connection()
+            running = await connection.execute(_REQUEUE[0], where)
+            await connection.execute(_REQUEUE[1], where)
+        return int(running.rowcount or 0)
 
     async def fail_queued(self, operation: str, error: WolkvoxError) -> int:
         """Fail every queued call of ``operation`` with ``error`` (its token is unusable)."""

@@ -1,7 +1,9 @@
 """Token slots: who may have a call in flight for an operation's token right now.
 
-An operation with concurrency C has slots 0..C-1; a worker must hold a slot to claim and run calls,
-so at most C calls are in flight for the token across every replica that shares the database.
+An operation with concurrency C has slots 0..C-1. The holder of slot 0 is the one replica that
+sends the token's calls (wolkvox/dispatcher.py), and only it takes slot 1, to send two at once; a
+call is sent only under the slot it is marked with, so at most C calls are in flight for the token
+across every replica that shares the database.
 
 On PostgreSQL a slot is a session-level advisory lock, ``pg_try_advisory_lock(operation key,
 slot)``, taken on one dedicated connection per replica (one connection holds any number of locks,

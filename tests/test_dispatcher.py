@@ -23,10 +23,10 @@ from storage.changes import ChangeStore, PlannedCall, Requester
 from storage.database import Database
 from storage.models import Call, CallStatus, utcnow
 from storage.queue import CallQueue
-from storage.signals import Signals
+from storage.signals import CHANGE, Signals
 from storage.slots import SlotLocks, operation_key
 from wolkvox.client import WolkvoxClient
-from wolkvox.dispatcher import MAX_CONCURRENCY, Dispatcher, QueuedCall
+from wolkvox.dispatcher import MAX_CONCURRENCY, RESERVE_BATCH, Dispatcher, QueuedCall
 from wolkvox.errors import InvalidToken, MissingToken, ServerError
 from wolkvox.model import Credentials, DisplayRequest, DisplayResult
 from wolkvox.retrying import AgentDisplayClient, CallOutcome, RetryPolicy
@@ -418,6 +418,113 @@ async def test_two_operations_progress_independently(rigs: Rigs) -> None:
     assert client.peak == Counter({TOKEN_A: 1, TOKEN_B: 1})
 
 
+# -- the pipeline: reserved ahead, recorded meanwhile ---------------------------------------------
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+async def test_calls_reserved_ahead_start_in_order_and_never_exceed_the_limit(
+    rigs: Rigs, concurrency: int
+) -> None:
+    # Every call waits until released: between two releases the test looks at the table.
+    client = GatedClient(hold_every_call=True)
+    rig = await rigs.make(client, concurrency=concurrency)
+    asked = agents(1001, RESERVE_BATCH * 2 + 5)
+    await rig.record(*(planned(agent) for agent in asked))
+    rig.dispatcher.wake(OP_A)
+
+    # Until the tail: each release lets the next call start, whose step records the answer.
+    for released in range(len(asked) - concurrency + 1):
+        in_flight = asked[released : released + concurrency]
+        await client.wait_started(released + concurrency)
+        assert client.agents() == asked[: released + concurrency], "started in the order asked"
+        await rig.queue.flush()  # the steps made so far are durable
+        rows = await rig.rows()
+        by_status = {
+            status: [r.agent_id for r in rows if r.status == status] for status in CallStatus
+        }
+        assert by_status[CallStatus.SUCCEEDED] == asked[:released]
+        assert by_status[CallStatus.RUNNING] == in_flight, "running means in flight"
+        reserved = [r.agent_id for r in rows if r.status == CallStatus.QUEUED and r.claim_token]
+        assert len(reserved) <= RESERVE_BATCH
+        assert reserved == asked[released + concurrency :][: len(reserved)], "the oldest next"
+        assert not any(r.started_at for r in rows if r.status == CallStatus.QUEUED)
+        client.release(released)
+    client.open_all()
+    await rig.wait_done(len(asked))
+
+    assert client.peak[TOKEN_A] == concurrency
+    rows = await rig.rows()
+    assert {r.status for r in rows} == {CallStatus.SUCCEEDED}
+    assert [r.attempts for r in rows] == [1] * len(asked)
+    assert {r.slot for r in rows} == set(range(concurrency))
+
+
+async def test_a_crash_mid_batch_loses_nothing_and_a_late_step_changes_nothing(
+    rigs: Rigs, simulator: Simulator, wolkvox: WolkvoxClient
+) -> None:
+    rig = await rigs.make(wolkvox, replica_id="replica-new")
+    asked = agents(1001, 6)
+    await rig.record(*(planned(agent) for agent in asked))
+    # What a replica leaves when it dies mid-batch: six calls reserved; 1001 sent and answered,
+    # then 1002 sent, but the step recording both had not been written: 1001 still running,
+    # 1002 still reserved; 1003-1006 reserved, never sent.
+    dead = await rig.queue.reserve(OP_A, replica_id="replica-dead", slot=0, limit=RESERVE_BATCH)
+    assert [c.request.agent_id for c in dead] == asked
+    await rig.queue.step(started=dead[0])
+    rows = await rig.rows()
+    assert [r.status for r in rows] == [CallStatus.RUNNING] * 1 + [CallStatus.QUEUED] * 5
+    assert {r.claimed_by for r in rows} == {"replica-dead"}
+    assert await rig.queue.operations_with_work() == [OP_A]
+
+    rig.dispatcher.serve(OP_A)  # the next holder of the slot
+    await rig.wait_done(len(asked))
+
+    # The answered-but-unrecorded call is sent again (show/hide are idempotent), then the rest,
+    # in order, each once.
+    assert [c.agent_id for c in simulator.calls] == asked
+    rows = await rig.rows()
+    assert [r.status for r in rows] == [CallStatus.SUCCEEDED] * len(asked)
+    assert [r.claimed_by for r in rows] == ["replica-new"] * len(asked)
+
+    # The dead replica's steps, arriving late, are ignored: its claim is not current.
+    late = CallOutcome(dead[0].request, None, ServerError(), 1, 0.1)
+    await rig.queue.step(answered=(dead[0], late), started=dead[1])
+    assert [(r.status, r.message) for r in await rig.rows()] == [
+        (CallStatus.SUCCEEDED, "Agentbox has been hide")
+    ] * len(asked)
+
+
+async def test_the_next_call_does_not_wait_for_the_database_but_followers_do(
+    rigs: Rigs,
+) -> None:
+    client = GatedClient(hold_every_call=True)
+    rig = await rigs.make(client)
+    change = await rig.record(planned(1001), planned(1002))
+    rig.dispatcher.wake(OP_A)
+    await client.wait_started(1)
+    await rig.queue.flush()
+    changed = rig.signals.waiter(CHANGE, str(change))  # what a follower of the change waits on
+
+    async with rig.database.transaction() as session:
+        # Writers wait for this transaction: on SQLite for the database, on PostgreSQL for the
+        # row of 1001, the one the next step records.
+        await session.execute(select(Call).where(Call.agent_id == "1001").with_for_update())
+        client.release(0)
+        await client.wait_started(2)  # 1002 is sent while 1001's answer cannot be written ...
+        assert not changed.is_set() and rig.done == [], "... and it is not reported meanwhile"
+
+    async with asyncio.timeout(STEP):
+        await changed.wait()
+    rows = await rig.rows()
+    assert [(r.agent_id, r.status) for r in rows] == [
+        ("1001", CallStatus.SUCCEEDED),
+        ("1002", CallStatus.RUNNING),
+    ], "a follower woken up reads the answer"
+    client.release(1)
+    await rig.wait_done(2)
+    assert [c.request.agent_id for c, _ in rig.done] == ["1001", "1002"]
+
+
 # -- failures -------------------------------------------------------------------------------------
 
 
@@ -557,6 +664,9 @@ async def test_aclose_cancels_a_call_beyond_the_grace_and_a_new_dispatcher_sends
     rows = await first.rows()
     assert [r.status for r in rows] == [CallStatus.RUNNING] + [CallStatus.QUEUED] * 3
     assert rows[0].claimed_by == "replica-old" and rows[0].slot == 0
+    assert [(r.claimed_by, r.claim_token) for r in rows[1:]] == [(None, None)] * 3, (
+        "the calls reserved but not sent are given back"
+    )
     async with asyncio.timeout(STEP):
         await simulator.wait_idle()
     assert [(c.agent_id, c.status) for c in simulator.calls] == [("1001", CLIENT_CLOSED)]

@@ -1,7 +1,8 @@
 """The HTTP client for wolkvox's agent_display API.
 
-One :class:`WolkvoxClient` holds one shared ``httpx.AsyncClient`` (connection reuse, bounded pool)
-and turns every answer into either a :class:`DisplayResult` or a :class:`WolkvoxError` subclass.
+One :class:`WolkvoxClient` holds one small ``httpx.AsyncClient`` connection pool per token (the
+calls of a token reuse their keep-alive connections) and turns every answer into either a
+:class:`DisplayResult` or a :class:`WolkvoxError` subclass.
 It does no retrying and no queueing: the per-token dispatcher decides what to retry (the
 ``transient`` flag of the error) and keeps the calls per token within wolkvox's limit.
 
@@ -64,7 +65,10 @@ MAX_BODY_BYTES = 64 * 1024
 MAX_DETAIL_CHARS = 200
 _CONNECT_TIMEOUT = 10.0
 _WRITE_TIMEOUT = 10.0
-_POOL_LIMITS = httpx.Limits(max_connections=32, max_keepalive_connections=16, keepalive_expiry=30.0)
+#: One pool per token: wolkvox allows 2 calls in flight per token (the dispatcher keeps to that);
+#: the room above it lets a caller see wolkvox refuse a third. httpcore searches every connection
+#: of a pool on each request, so small pools keep that cheap with many tokens at work.
+_POOL_LIMITS = httpx.Limits(max_connections=4, max_keepalive_connections=2, keepalive_expiry=30.0)
 
 # The server code becomes part of a host name: anything but these characters could point the
 # request (and its token header) somewhere else.
@@ -87,8 +91,8 @@ class WolkvoxClient:
     """Calls wolkvox's agent_display; every failure comes out as a :class:`WolkvoxError`.
 
     ``base_url`` may contain ``{server}``, replaced by each call's server code; without it the URL
-    is used as is (the simulator, a staging proxy). An ``http`` client passed in is used but not
-    closed; one created here is closed by :meth:`aclose`.
+    is used as is (the simulator, a staging proxy). An ``http`` client passed in is used for every
+    call but not closed; without one, each token gets a pool of its own, closed by :meth:`aclose`.
     """
 
     def __init__(
@@ -108,7 +112,14 @@ class WolkvoxClient:
             write=min(_WRITE_TIMEOUT, deadline),
         )
         self._owns_http = http is None
-        self._http = http or httpx.AsyncClient(
+        # Loading the CA bundle takes tens of milliseconds: once, shared by every pool.
+        self._tls = httpx.create_ssl_context(trust_env=False) if http is None else None
+        self._http = http or self._new_pool()
+        self._pools: dict[tuple[str, str], httpx.AsyncClient] = {}  # (server, token) -> pool
+
+    def _new_pool(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            verify=self._tls or True,
             timeout=self._timeout,
             limits=_POOL_LIMITS,
             # A redirect is not a documented answer, and following one would resend the token
@@ -117,6 +128,15 @@ class WolkvoxClient:
             trust_env=False,
             headers={"User-Agent": "agentbox", "Accept": "application/json"},
         )
+
+    def _pool_for(self, credentials: Credentials) -> httpx.AsyncClient:
+        if not self._owns_http:
+            return self._http
+        key = (credentials.server, credentials.token)
+        pool = self._pools.get(key)
+        if pool is None:
+            pool = self._pools[key] = self._new_pool()
+        return pool
 
     @property
     def deadline(self) -> float:
@@ -135,7 +155,9 @@ class WolkvoxClient:
 
     async def aclose(self) -> None:
         if self._owns_http:
-            await self._http.aclose()
+            pools, self._pools = list(self._pools.values()), {}
+            for pool in [self._http, *pools]:
+                await pool.aclose()
 
     def url_for(self, server: str) -> str:
         """The agent_display URL (without query) for one server code."""
@@ -177,7 +199,9 @@ class WolkvoxClient:
         started = time.monotonic()
         try:
             async with asyncio.timeout(self._deadline):
-                status, content_type, body = await self._send(url, params, headers)
+                status, content_type, body = await self._send(
+                    self._pool_for(credentials), url, params, headers
+                )
         except TimeoutError:
             # asyncio.timeout fired (a caller's own cancellation is not a TimeoutError).
             error: WolkvoxError = Timeout(f"no answer within {self._deadline:g} seconds")
@@ -212,10 +236,10 @@ class WolkvoxClient:
         raise error from None
 
     async def _send(
-        self, url: str, params: dict[str, str], headers: dict[str, str]
+        self, http: httpx.AsyncClient, url: str, params: dict[str, str], headers: dict[str, str]
     ) -> tuple[int, str, bytes]:
         """POST with an empty body; read at most :data:`MAX_BODY_BYTES` of the answer."""
-        async with self._http.stream(
+        async with http.stream(
             "POST", url, params=params, headers=headers, content=b"", timeout=self._timeout
         ) as response:
             chunks: list[bytes] = []

@@ -1,23 +1,44 @@
-"""The per-token dispatcher: sends queued calls to wolkvox, never beyond a token's limit.
+"""The per-token dispatcher: sends queued calls to wolkvox as fast as a token allows, never beyond.
 
 wolkvox forbids consuming one token simultaneously ("send the next call when the previous one has
 answered"; at most 2 in flight). The queue itself is the ``calls`` table (storage/queue.py), so a
-call survives restarts and any replica can send it. For each operation (one token) every replica
-runs ``concurrency`` slot workers; a worker may claim calls only while it holds its *slot*
-(storage/slots.py: an advisory lock on PostgreSQL), so across all replicas at most ``concurrency``
-calls are in flight per token. A slot holder claims the oldest queued call, so calls for one token
-start in the order they were asked for; different tokens have different slots and never wait for
-each other.
+call survives restarts and any replica can send it.
 
-Transient failures are retried (wolkvox/retrying.py) while the call still holds its slot, so
+**Who sends.** For each operation (one token), the replica holding the token's slot 0
+(storage/slots.py: an advisory lock on PostgreSQL, in memory on SQLite) runs its *lane*; with
+``concurrency`` 2 it takes slot 1 as well and sends two calls at once. Only slot 0's holder takes
+slot 1, so across all replicas one lane at a time sends a token's calls: at most ``concurrency``
+calls are in flight per token, and they start in the order they were asked for. Different tokens
+have different lanes and never wait for each other.
+
+**The pipeline** (a lane, while it holds its slots) keeps the database off the path between one
+answer and the next call:
+
+- It *reserves* the oldest queued calls in batches, in one statement, before they are needed
+  (they stay ``queued``, under the lane's claim token), so the next call is in memory when a
+  sender frees up. Senders take reserved calls in id order and hand each one to the client with
+  no suspending ``await`` in between, so calls start in the order reserved, which is the order
+  asked.
+- A sender sends its next call as soon as its previous one answers, and meanwhile records, in
+  one transaction, the previous answer and that the new call is ``running`` (CallQueue.step;
+  the steps of every lane are written in order and grouped into few transactions). So the rows
+  ``running`` never outnumber the calls in flight, and an answer is durable before the change's
+  followers are woken (they report from the database). A sender runs at most
+  ``UNSETTLED_STEPS`` steps ahead of the database.
+- A crash between sending a call and recording it loses nothing: the call is reserved or running
+  in the lane's slot, and whoever takes the slot next queues it again and sends it again. That
+  call may have reached wolkvox already; sending it twice is safe because show/hide are
+  idempotent. A late answer of a lane that lost its slot is not recorded (claim tokens).
+
+Transient failures are retried (wolkvox/retrying.py) by the sender, which keeps its place, so
 retries neither overtake later calls nor add to the in-flight count. When wolkvox says the token
 itself is unusable (invalid, exhausted, missing), the calls still queued for it fail at once
 instead of being sent one by one.
 
-Shutdown (``aclose``): workers stop claiming; a call in flight gets ``grace`` seconds to finish and
-is otherwise cancelled. A cancelled call stays ``running`` in the database and is queued again by
-whoever next takes its slot (this replica after a restart, or another replica at once), which is
-safe because show/hide are idempotent.
+Shutdown (``aclose``): lanes stop taking calls; a call in flight gets ``grace`` seconds to finish
+and is otherwise cancelled. A cancelled call stays ``running`` in the database and is queued again
+by whoever next takes its slot (this replica after a restart, or another replica at once), which is
+safe because show/hide are idempotent; reserved calls not sent are given back.
 """
 
 from __future__ import annotations
@@ -25,8 +46,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from wolkvox.errors import MissingToken, WolkvoxError
@@ -41,10 +63,17 @@ MAX_CONCURRENCY = 2
 WORK = "agentbox_work"
 """The signal topic that says calls were queued for an operation (key: the operation)."""
 
+RESERVE_BATCH = 16
+"""How many calls a lane reserves ahead; it reserves more when half of them are sent."""
+
+UNSETTLED_STEPS = 8
+"""How many earlier steps a sender may leave still being written when it sends its next call
+(besides that call's own): the writer groups them when the database is slower than wolkvox."""
+
 
 @dataclass(frozen=True)
 class QueuedCall:
-    """A call claimed from the queue by a slot worker."""
+    """A call taken from the queue (reserved, or claimed) for the holder of ``slot``."""
 
     id: int
     change_id: int
@@ -57,11 +86,18 @@ class QueuedCall:
 class CallQueue(Protocol):
     """The durable queue (storage/queue.py)."""
 
-    async def claim_next(
-        self, operation: str, *, replica_id: str, slot: int
-    ) -> QueuedCall | None: ...
+    async def reserve(
+        self, operation: str, *, replica_id: str, slot: int, limit: int
+    ) -> list[QueuedCall]: ...
 
-    async def complete(self, call: QueuedCall, outcome: CallOutcome) -> None: ...
+    def step(
+        self,
+        *,
+        answered: tuple[QueuedCall, CallOutcome] | None = None,
+        started: QueuedCall | None = None,
+    ) -> asyncio.Future[None]: ...
+
+    async def release(self, calls: Sequence[QueuedCall]) -> None: ...
 
     async def requeue_orphans(self, operation: str, slot: int) -> int: ...
 
@@ -124,7 +160,7 @@ class Dispatcher:
         self._poll_interval = poll_interval
         self._concurrency_for = concurrency_for
         self._refresh_credentials = refresh_credentials
-        self._workers: dict[tuple[str, int], asyncio.Task[None]] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}  # operation -> its lane's worker
         self._sending = 0
         self._closing = asyncio.Event()
         self._closed = False
@@ -140,18 +176,18 @@ class Dispatcher:
 
     @property
     def operations(self) -> set[str]:
-        return {operation for operation, _ in self._workers}
+        return set(self._workers)
 
     def serve(self, operation: str) -> None:
-        """Make sure this replica runs slot workers for ``operation``."""
+        """Make sure this replica runs a worker for ``operation`` (it sends while it holds the
+        token's slots)."""
         if self._closing.is_set():
             return
-        for slot in range(self._slots_of(operation)):
-            task = self._workers.get((operation, slot))
-            if task is None or task.done():
-                self._workers[(operation, slot)] = asyncio.create_task(
-                    self._supervise(operation, slot), name=f"slot-{operation}-{slot}"
-                )
+        task = self._workers.get(operation)
+        if task is None or task.done():
+            self._workers[operation] = asyncio.create_task(
+                self._supervise(operation), name=f"lane-{operation}"
+            )
 
     def _slots_of(self, operation: str) -> int:
         if self._concurrency_for is None:
@@ -169,7 +205,7 @@ class Dispatcher:
             return
         self._closed = True
         self._closing.set()
-        for operation, _ in list(self._workers):
+        for operation in list(self._workers):
             self._signals.notify(WORK, operation)
         log.info("dispatcher closing: %d call(s) in flight (grace %.1fs)", self._sending, grace)
         workers = list(self._workers.values())
@@ -179,28 +215,37 @@ class Dispatcher:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
 
-    async def _supervise(self, operation: str, slot: int) -> None:
-        """Run a slot worker; if it fails unexpectedly (a bug, a database outage), restart it."""
+    async def _supervise(self, operation: str) -> None:
+        """Run a lane worker; if it fails unexpectedly (a bug, a database outage), restart it."""
         while not self._closing.is_set():
             try:
-                await self._work(operation, slot)
+                await self._work(operation)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("slot worker %s/%s failed; restarting", operation, slot)
-                with contextlib.suppress(Exception):
-                    await self._slots.release(operation, slot)
+                log.exception("dispatcher for %s failed; restarting", operation)
+                for slot in reversed(range(MAX_CONCURRENCY)):
+                    with contextlib.suppress(Exception):
+                        await self._slots.release(operation, slot)
                 await self._pause(self._poll_interval)
 
-    async def _work(self, operation: str, slot: int) -> None:
-        # Slots above our concurrency are swept once (by slot 0) until nobody holds them.
-        swept = slot != 0 or self._slots_of(operation) == MAX_CONCURRENCY
+    async def _work(self, operation: str) -> None:
+        # Slots above our concurrency are swept once until nobody holds them.
+        swept = self._slots_of(operation) == MAX_CONCURRENCY
         while not self._closing.is_set():
             # Take the waiter before looking at the queue, so a wake-up in between is not lost.
             work = self._signals.waiter(WORK, operation)
-            if await self._slots.try_acquire(operation, slot):
+            if await self._slots.try_acquire(operation, 0):
+                slots = [0]
                 try:
-                    requeued = await self._queue.requeue_orphans(operation, slot)
+                    # Slot 1 is only ever taken by slot 0's holder (see the module docstring).
+                    for slot in range(1, self._slots_of(operation)):
+                        if not await self._slots.try_acquire(operation, slot):
+                            break
+                        slots.append(slot)
+                    requeued = 0
+                    for slot in slots:
+                        requeued += await self._queue.requeue_orphans(operation, slot)
                     if not swept:
                         swept, extra = await self._requeue_beyond_concurrency(operation)
                         requeued += extra
@@ -211,9 +256,10 @@ class Dispatcher:
                             requeued,
                             operation,
                         )
-                    await self._drain(operation, slot)
+                    await _Lane(self, operation, slots).run()
                 finally:
-                    await self._slots.release(operation, slot)
+                    for slot in reversed(slots):
+                        await self._slots.release(operation, slot)
             await self._pause(self._poll_interval, work)
 
     async def _requeue_beyond_concurrency(self, operation: str) -> tuple[bool, int]:
@@ -234,27 +280,9 @@ class Dispatcher:
                 await self._slots.release(operation, extra)
         return all_free, requeued
 
-    async def _drain(self, operation: str, slot: int) -> None:
-        """Claim and send calls while there are any and the slot is still ours."""
-        # Ask about this very slot: ``slots.lost`` is shared by every slot of every operation
-        # and is cleared by whichever worker reconnects first.
-        while not self._closing.is_set() and self._slots.holds(operation, slot):
-            call = await self._queue.claim_next(operation, replica_id=self._replica_id, slot=slot)
-            if call is None:
-                return
-            outcome = await self._send(call)
-            await self._queue.complete(call, outcome)
-            if outcome.error is not None and outcome.error.token_wide:
-                failed = await self._queue.fail_queued(operation, outcome.error)
-                if failed:
-                    log.warning(
-                        "token of %s unusable (%s): %d queued call(s) failed without sending",
-                        operation,
-                        outcome.error.kind,
-                        failed,
-                    )
-            if self.on_call_done is not None:
-                self.on_call_done(call, outcome)
+    def _answered(self, call: QueuedCall, outcome: CallOutcome) -> None:
+        if self.on_call_done is not None:
+            self.on_call_done(call, outcome)
 
     async def _send(self, call: QueuedCall) -> CallOutcome:
         credentials = self._credentials_for(call.operation)
@@ -297,3 +325,178 @@ class Dispatcher:
         finally:
             for waiter in waiters:
                 waiter.cancel()
+
+
+class _Lane:
+    """Sends one operation's calls while this replica holds the token's ``slots``: one sender
+    per slot, fed in order from calls reserved ahead (see the module docstring)."""
+
+    def __init__(self, dispatcher: Dispatcher, operation: str, slots: Sequence[int]) -> None:
+        self._dispatcher = dispatcher
+        self._queue = dispatcher._queue
+        self._operation = operation
+        self._slots = list(slots)
+        self._reserved: deque[QueuedCall] = deque()
+        self._reserving: asyncio.Task[int] | None = None
+        self._dry = False  # the last reservation found no more calls
+        self._work = dispatcher._signals.waiter(WORK, operation)
+        self._halted = False  # a sender failed, or the token is unusable: take no more calls
+        self._writes: set[asyncio.Future[None]] = set()
+
+    async def run(self) -> None:
+        senders = [
+            asyncio.create_task(self._sender(slot), name=f"send-{self._operation}-{slot}")
+            for slot in self._slots
+        ]
+        try:
+            results = await asyncio.gather(*senders, return_exceptions=True)
+        finally:
+            for sender in senders:
+                sender.cancel()
+            await asyncio.wait([*senders, *self._writes])  # in-flight steps end up durable
+            reserving = self._reserving
+            if reserving is not None:
+                # Calls it reserves after all are queued again by the slot's next holder.
+                reserving.cancel()
+                await asyncio.wait([reserving])
+                if not reserving.cancelled():
+                    reserving.exception()  # seen: the lane ends anyway
+            with contextlib.suppress(Exception):
+                await self._queue.release(list(self._reserved))
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _sender(self, slot: int) -> None:
+        try:
+            await self._send_calls(slot)
+        except BaseException:
+            self._halted = True  # the other senders finish the call they are sending, no more
+            raise
+
+    async def _send_calls(self, slot: int) -> None:
+        # Steps written or being written, oldest first, with the answer each one records.
+        unsettled: deque[tuple[asyncio.Future[None], tuple[QueuedCall, CallOutcome] | None]] = (
+            deque()
+        )
+
+        async def settle(keep: int) -> None:
+            """Wait until at most ``keep`` steps are not durable; report the answers that are."""
+            while len(unsettled) > keep:
+                written, answer = unsettled[0]
+                await written
+                unsettled.popleft()
+                self._writes.discard(written)
+                if answer is not None:
+                    self._dispatcher._answered(*answer)
+
+        def write(
+            answered: tuple[QueuedCall, CallOutcome] | None, started: QueuedCall | None
+        ) -> None:
+            written = self._queue.step(answered=answered, started=started)
+            self._writes.add(written)
+            unsettled.append((written, answered))
+
+        answered: tuple[QueuedCall, CallOutcome] | None = None
+        while True:
+            call = self._take()
+            if call is None:
+                # None at hand: record the last answer now, not after the next reservation.
+                if answered is not None:
+                    write(answered, None)
+                    answered = None
+                call = await self._next()
+                if call is None:
+                    await settle(0)
+                    return
+            call = replace(call, slot=slot)
+            # The previous answer and this start are written while this call is in flight.
+            write(answered, call)
+            outcome = await self._dispatcher._send(call)
+            await settle(UNSETTLED_STEPS)
+            answered = (call, outcome)
+            if outcome.error is not None and outcome.error.token_wide:
+                await settle(0)
+                await self._fail_token(answered)
+                return
+
+    async def _fail_token(self, answered: tuple[QueuedCall, CallOutcome]) -> None:
+        """The token is unusable: record this answer, then fail the calls still queued."""
+        error = answered[1].error
+        assert error is not None
+        self._halted = True
+        await self._queue.step(answered=answered)
+        failed = await self._queue.fail_queued(self._operation, error)
+        self._reserved.clear()  # failed with the rest
+        if failed:
+            log.warning(
+                "token of %s unusable (%s): %d queued call(s) failed without sending",
+                self._operation,
+                error.kind,
+                failed,
+            )
+        self._dispatcher._answered(*answered)
+
+    def _may_take(self) -> bool:
+        dispatcher = self._dispatcher
+        # Ask about these very slots: ``slots.lost`` is shared by every slot of every operation
+        # and is cleared by whichever worker reconnects first.
+        return not (
+            self._halted
+            or dispatcher._closing.is_set()
+            or not all(dispatcher._slots.holds(self._operation, slot) for slot in self._slots)
+        )
+
+    def _take(self) -> QueuedCall | None:
+        """The oldest reserved call, if one is at hand and the lane may go on."""
+        if not (self._reserved and self._may_take()):
+            return None
+        call = self._reserved.popleft()
+        if len(self._reserved) <= RESERVE_BATCH // 2:
+            self._reserve_ahead()
+        return call
+
+    async def _next(self) -> QueuedCall | None:
+        """The oldest reserved call, reserving more as needed; None when there is none left or
+        the lane must stop."""
+        while self._may_take():
+            if self._reserved:
+                return self._take()
+            reserving = self._reservation()
+            await asyncio.wait([reserving])
+            if reserving is self._reserving:
+                self._reserving = None
+            if reserving.result() == 0 and not self._reserved:
+                return None
+        return None
+
+    def _reserve_ahead(self) -> None:
+        """Reserve more in the background, unless one is under way or none are left: the last
+        reservation found none and nothing was queued since."""
+        if self._work.is_set():
+            self._work = self._dispatcher._signals.waiter(WORK, self._operation)
+            self._dry = False
+        if not self._dry:
+            self._reservation()
+
+    def _reservation(self) -> asyncio.Task[int]:
+        """The reservation under way, or a new one."""
+        if self._reserving is not None and self._reserving.done():
+            done, self._reserving = self._reserving, None
+            done.result()  # its failure (the database is away) stops the sender, and the lane
+        if self._reserving is None:
+            self._reserving = asyncio.create_task(
+                self._reserve(), name=f"reserve-{self._operation}"
+            )
+        return self._reserving
+
+    async def _reserve(self) -> int:
+        calls = await self._queue.reserve(
+            self._operation,
+            replica_id=self._dispatcher._replica_id,
+            slot=self._slots[0],
+            limit=RESERVE_BATCH - len(self._reserved),
+        )
+        self._reserved.extend(calls)
+        self._dry = not calls
+        return len(calls)
