@@ -57,33 +57,18 @@ def build_app(services: Services) -> AsyncApp:
 
     @app.command(COMMAND)
     async def agentbox_command(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
-        requester = Requester(
-            user_id=body["user_id"],
-            team_id=body.get("team_id"),
-            channel_id=body.get("channel_id"),
-        )
-        trigger_id = body.get("trigger_id")
-        text = body.get("text") or ""
-        try:
-            result = await services.changes.submit(
-                requester,
-                text,
-                response_url=body.get("response_url"),
-                # A slash command delivered twice carries the same trigger_id: one change.
-                idempotency_key=f"slash:{trigger_id}" if trigger_id else None,
-            )
-        except Exception:
-            log.exception("could not take a command")
-            await ack(
-                **render.failure(
-                    _(
-                        "agentbox could not record your request right now (its database is not "
-                        "answering), so nothing was changed. Please try again in a minute."
+        with services.admission.enter() as admitted:
+            if admitted:
+                await _take_command(services, ack, body, client)
+            else:
+                await ack(
+                    **render.failure(
+                        _(
+                            "agentbox is taking too many commands at once to answer yours in "
+                            "time, so nothing was recorded. Please send it again in a few seconds."
+                        )
                     )
                 )
-            )
-            return
-        await _answer(services, client, ack, requester, text, result)
 
     @app.action(CONFIRM_ACTION)
     async def confirm_change(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
@@ -131,6 +116,39 @@ def build_app(services: Services) -> AsyncApp:
     change_modal.register(app, services)
     workflow_step.register(app, services)
     return app
+
+
+async def _take_command(
+    services: Services, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient
+) -> None:
+    """Record a slash command (or answer it) and acknowledge it with the answer."""
+    requester = Requester(
+        user_id=body["user_id"],
+        team_id=body.get("team_id"),
+        channel_id=body.get("channel_id"),
+    )
+    trigger_id = body.get("trigger_id")
+    text = body.get("text") or ""
+    try:
+        result = await services.changes.submit(
+            requester,
+            text,
+            response_url=body.get("response_url"),
+            # A slash command delivered twice carries the same trigger_id: one change.
+            idempotency_key=f"slash:{trigger_id}" if trigger_id else None,
+        )
+    except Exception:
+        log.exception("could not take a command")
+        await ack(
+            **render.failure(
+                _(
+                    "agentbox could not record your request right now (its database is not "
+                    "answering), so nothing was changed. Please try again in a minute."
+                )
+            )
+        )
+        return
+    await _answer(services, client, ack, requester, text, result)
 
 
 async def _load_and_follow(

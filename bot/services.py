@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 
 from bot import approvals as approval_messages
 from bot import oauth
+from bot.admission import DEFAULT_LIMIT, Admission
 from bot.groups import SlackGroups
 from bot.language import Languages
 from bot.settings import Settings
@@ -92,6 +93,8 @@ class Services:
     timed: TimedChanges
     #: What time it is for timers (timed changes, approval expiry); tests move it forward.
     clock: Clock = system_clock
+    #: Slash commands being taken, and when to turn the next one away (bot/admission.py).
+    admission: Admission = field(default_factory=lambda: Admission(DEFAULT_LIMIT))
     #: What App Home and the change modal show a user (set by ``create``).
     overview: Overview = field(init=False)
     #: Approval requests (set by ``create``); ``start`` runs their expiry sweep.
@@ -188,7 +191,7 @@ class Services:
                 directory, access, operations, snapshots,
                 Reads(History(database), access, snapshots),
                 LanguageChoices(user_settings),
-            ), TaskGroup(), timed, clock,
+            ), TaskGroup(), timed, clock, Admission(settings.agentbox_max_pending_commands),
         )  # fmt: skip
         services.languages = Languages(user_settings, slack, settings.agentbox_language)
         services.overview = Overview(access, snapshots, Reads(History(database), access, snapshots))

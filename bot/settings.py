@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.admission import DEFAULT_LIMIT
 from commands.i18n import DEFAULT_LANGUAGE, LANGUAGES, normalize_language
 from wolkvox.client import DEFAULT_BASE_URL
 from wolkvox.dispatcher import MAX_CONCURRENCY
@@ -56,6 +57,8 @@ class Settings(BaseSettings):
     agentbox_reporter_lease_seconds: float = Field(default=30.0, gt=0)
     #: How often idle workers look at the queue even without a wake-up signal.
     agentbox_poll_seconds: float = Field(default=1.0, gt=0)
+    #: Slash commands taken at once before the next is answered "busy" (bot/admission.py).
+    agentbox_max_pending_commands: int = Field(default=DEFAULT_LIMIT, ge=1)
     #: The language of users who chose none and whose Slack language agentbox lacks (en, es).
     agentbox_language: str = DEFAULT_LANGUAGE
     #: How long an approval request waits for approvers (a team may set its own).

@@ -226,6 +226,7 @@ async def start_harness(
     slack: FakeSlack | None = None,
     encryption_keys: tuple[str, ...] = (),
     clock: Clock = system_clock,
+    max_pending_commands: int = 150,
 ) -> AsyncIterator[Harness]:
     """``slack``: share one fake Slack between harnesses (a restart talks to the same Slack).
     ``clock``: what time it is for timers (timed changes, approval expiry)."""
@@ -244,6 +245,7 @@ async def start_harness(
             database_url=database_url,
             agentbox_admins=admins,
             agentbox_encryption_keys=encryption_keys,
+            agentbox_max_pending_commands=max_pending_commands,
         )
         services = await Services.create(
             settings, retry=retry, wolkvox_deadline=deadline, clock=clock
