@@ -10,7 +10,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot import approvals, home, render
+from bot import actions, approvals, home, render
 from bot.language import language_middleware
 from bot.oauth import in_workspace, team_middleware
 from bot.progress import SlackProgress
@@ -73,9 +73,9 @@ def build_app(services: Services) -> AsyncApp:
     @app.action(CONFIRM_ACTION)
     async def confirm_change(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        requester = _requester_of_action(body)
+        requester = actions.clicker(body)
         respond = AsyncWebhookClient(body["response_url"]) if body.get("response_url") else None
-        change_id = _change_id(body)
+        change_id = actions.change_id(body)
         result = await services.changes.confirm(change_id, requester) if change_id else None
         if isinstance(result, Accepted):
             message = render.accepted(result)
@@ -94,8 +94,8 @@ def build_app(services: Services) -> AsyncApp:
     @app.action(CANCEL_ACTION)
     async def cancel_change(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        requester = _requester_of_action(body)
-        change_id = _change_id(body)
+        requester = actions.clicker(body)
+        change_id = actions.change_id(body)
         cancelled = bool(change_id) and await services.changes.cancel(change_id, requester)
         if body.get("response_url"):
             text = (
@@ -304,20 +304,3 @@ async def _answer(
             _load_and_follow(services, client, result.change_id),
             name=f"change-{result.change_id}",
         )
-
-
-def _requester_of_action(body: dict[str, Any]) -> Requester:
-    return Requester(
-        user_id=body["user"]["id"],
-        team_id=(body.get("team") or {}).get("id"),
-        channel_id=(body.get("channel") or {}).get("id"),
-    )
-
-
-def _change_id(body: dict[str, Any]) -> int:
-    """The change a button names; 0 for a value that is not one (a crafted payload)."""
-    try:
-        value = str(body["actions"][0]["value"])
-        return int(value) if value.isdigit() else 0
-    except (KeyError, IndexError, TypeError):
-        return 0

@@ -24,7 +24,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot import render
+from bot import actions, render
 from bot.oauth import in_workspace
 from bot.progress import SlackProgress
 from commands.approvals import NotDecided, Requested
@@ -53,8 +53,8 @@ def register(app: AsyncApp, services: Services) -> None:
     @app.action(APPROVE_ACTION)
     async def approve(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        user = _clicker(body)
-        result = await services.approvals.approve(_change_id(body), user)
+        user = actions.clicker(body)
+        result = await services.approvals.approve(actions.change_id(body), user)
         if isinstance(result, NotDecided):
             await _refused(services, client, body, user, result)
             return
@@ -87,8 +87,8 @@ def register(app: AsyncApp, services: Services) -> None:
     @app.action(REJECT_ACTION)
     async def reject(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        user = _clicker(body)
-        change_id = _change_id(body)
+        user = actions.clicker(body)
+        change_id = actions.change_id(body)
         checked = await services.approvals.check_reject(change_id, user)
         if isinstance(checked, NotDecided):
             await _refused(services, client, body, user, checked)
@@ -321,20 +321,3 @@ def _slack_error(error: Exception) -> str:
             return str(data["error"])
         return f"HTTP {error.response.status_code}"
     return type(error).__name__
-
-
-def _clicker(body: dict[str, Any]) -> Requester:
-    return Requester(
-        user_id=body["user"]["id"],
-        team_id=(body.get("team") or {}).get("id"),
-        channel_id=(body.get("channel") or {}).get("id"),
-    )
-
-
-def _change_id(body: dict[str, Any]) -> int:
-    """The request a button names; 0 for a value that is not one (a crafted payload)."""
-    try:
-        value = str(body["actions"][0]["value"])
-    except (KeyError, IndexError, TypeError):
-        return 0
-    return int(value) if value.isdigit() and len(value) < 12 else 0
