@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.fake_slack import FakeSlack
-from tests.harness import Harness, start_harness
+from tests.harness import Harness, MovableClock, start_harness
 from wolkvox.simulator import Simulator, SimulatorConfig
 
 POSTGRES_URL = os.environ.get(
@@ -115,6 +115,12 @@ async def simulator() -> AsyncIterator[Simulator]:
 async def slack() -> AsyncIterator[FakeSlack]:
     async with FakeSlack() as fake:
         yield fake
+
+
+@pytest.fixture
+def clock() -> MovableClock:
+    """A clock to hand to ``start_harness``, moved forward by the test instead of waiting."""
+    return MovableClock()
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -211,6 +212,27 @@ class Harness:
 def ack_text(response: httpx.Response) -> str:
     assert response.status_code == 200, response.text
     return str(response.json()["text"])
+
+
+async def admin_says(harness: Harness, text: str) -> str:
+    """Run an admin's command that must succeed (no refusal, no warning); its ack."""
+    reply = ack_text(await harness.slash(text, user=ADMIN))
+    assert ":no_entry:" not in reply and ":warning:" not in reply, reply
+    return reply
+
+
+class MovableClock:
+    """The time agentbox reads (``start_harness(clock=…)``): now, plus however far the test
+    moved it."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return system_clock() + self.offset
+
+    def advance(self, delta: timedelta) -> None:
+        self.offset += delta
 
 
 @asynccontextmanager

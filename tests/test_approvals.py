@@ -9,7 +9,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
@@ -19,10 +19,9 @@ from sqlalchemy import select
 
 from bot.approvals import APPROVE_ACTION, REJECT_ACTION, REJECT_VIEW
 from bot.fake_slack import PostedMessage
-from commands.clock import system_clock
 from storage.changes import Requester
 from storage.models import Approval, AuditEvent, Call, Change
-from tests.harness import ADMIN, Harness, ack_text, start_harness
+from tests.harness import Harness, MovableClock, ack_text, admin_says, start_harness
 from wolkvox.simulator import Simulator
 
 MARIA = "UMARIA"  # supervisor of ventas
@@ -35,42 +34,18 @@ REASON = '--reason "cliente en espera"'
 T = TypeVar("T")
 
 
-class MovableClock:
-    """The time agentbox reads: now, plus however far the test moved it."""
-
-    def __init__(self) -> None:
-        self.offset = timedelta()
-
-    def __call__(self) -> datetime:
-        return system_clock() + self.offset
-
-    def advance(self, delta: timedelta) -> None:
-        self.offset += delta
-
-
-@pytest.fixture
-def clock() -> MovableClock:
-    return MovableClock()
-
-
 @pytest.fixture
 async def box(
     database_url: str, simulator: Simulator, clock: MovableClock
 ) -> AsyncIterator[Harness]:
     async with start_harness(database_url=database_url, simulator=simulator, clock=clock) as h:
-        await _admin_says(h, f"team create ventas 1001-1010 <#CVENTAS> approvals:<#{APPROVALS}>")
-        await _admin_says(h, "team create cobranza 2001-2010 <#CCOBRANZA>")
-        await _admin_says(h, f"grant <@{MARIA}> supervisor team:ventas")
-        await _admin_says(h, f"grant <@{PEDRO}> supervisor team:ventas")
-        await _admin_says(h, f"grant <@{REQUESTER}> requester team:ventas")
-        await _admin_says(h, f"grant <@{LUIS}> supervisor team:cobranza")
+        await admin_says(h, f"team create ventas 1001-1010 <#CVENTAS> approvals:<#{APPROVALS}>")
+        await admin_says(h, "team create cobranza 2001-2010 <#CCOBRANZA>")
+        await admin_says(h, f"grant <@{MARIA}> supervisor team:ventas")
+        await admin_says(h, f"grant <@{PEDRO}> supervisor team:ventas")
+        await admin_says(h, f"grant <@{REQUESTER}> requester team:ventas")
+        await admin_says(h, f"grant <@{LUIS}> supervisor team:cobranza")
         yield h
-
-
-async def _admin_says(harness: Harness, text: str) -> str:
-    reply = ack_text(await harness.slash(text, user=ADMIN))
-    assert ":no_entry:" not in reply and ":warning:" not in reply, reply
-    return reply
 
 
 async def _rows(harness: Harness, model: type[T]) -> list[T]:
@@ -343,7 +318,7 @@ async def test_a_click_after_the_expiry_time_is_refused_even_before_the_sweep(
 async def test_self_approval_is_refused_unless_the_team_allows_it_and_then_audited(
     box: Harness,
 ) -> None:
-    await _admin_says(box, "team set ventas approval-buttons hungup")
+    await admin_says(box, "team set ventas approval-buttons hungup")
     _, first = await _request(box, f"hide hungup 1001 {REASON}", user=MARIA)
 
     refused = await _click(box, APPROVE_ACTION, first, MARIA)
@@ -353,7 +328,7 @@ async def test_self_approval_is_refused_unless_the_team_allows_it_and_then_audit
     assert box.simulator.calls == []
     assert (await _change(box, first)).status == "requested"
 
-    await _admin_says(box, "team set ventas self-approval on")
+    await admin_says(box, "team set ventas self-approval on")
     allowed = await _click(box, APPROVE_ACTION, first, MARIA)
     await box.idle()
 
@@ -366,7 +341,7 @@ async def test_self_approval_is_refused_unless_the_team_allows_it_and_then_audit
 
 
 async def test_a_requester_grant_cannot_approve_even_its_own_team(box: Harness) -> None:
-    await _admin_says(box, "team set ventas self-approval on")
+    await admin_says(box, "team set ventas self-approval on")
     _, change_id = await _request(box, f"hide dial 1001 {REASON}")
 
     answer = await _click(box, APPROVE_ACTION, change_id, REQUESTER)
@@ -412,7 +387,7 @@ async def test_two_approvers_clicking_at_once_run_the_change_once(box: Harness) 
 async def test_two_approvers_policy_shows_who_approved_and_needs_someone_else(
     box: Harness,
 ) -> None:
-    await _admin_says(box, "team set ventas two-approvers hungup")
+    await admin_says(box, "team set ventas two-approvers hungup")
     _, change_id = await _request(box, f"hide hungup 1001-1002 {REASON}")
     assert "2 distinct approvers" in _request_message(box).text
 
@@ -468,7 +443,7 @@ async def test_crafted_payloads_are_refused_and_audited(box: Harness) -> None:
 
 
 async def test_a_team_policy_makes_a_supervisors_change_a_request(box: Harness) -> None:
-    await _admin_says(box, "team set ventas approval-over 2")
+    await admin_says(box, "team set ventas approval-over 2")
 
     small = ack_text(await box.slash("hide dial 1001-1002", user=MARIA))
     await box.idle()
@@ -484,7 +459,7 @@ async def test_a_team_policy_makes_a_supervisors_change_a_request(box: Harness) 
 async def test_a_request_across_teams_with_different_approval_channels_is_refused(
     box: Harness,
 ) -> None:
-    await _admin_says(box, f"grant <@{REQUESTER}> requester team:cobranza")
+    await admin_says(box, f"grant <@{REQUESTER}> requester team:cobranza")
 
     reply = ack_text(await box.slash(f"hide dial 1001 2001 {REASON}", user=REQUESTER))
     await box.idle()
@@ -536,7 +511,7 @@ async def test_a_click_from_app_home_approves_and_answers_in_a_dm(box: Harness) 
 
 
 async def test_the_requests_a_user_may_approve_are_listed_for_app_home(box: Harness) -> None:
-    await _admin_says(box, "team set ventas two-approvers dial")
+    await admin_says(box, "team set ventas two-approvers dial")
     _, change_id = await _request(box, f"hide dial 1001 {REASON}")
     approvals = box.services.approvals
 
@@ -552,7 +527,7 @@ async def test_the_requests_a_user_may_approve_are_listed_for_app_home(box: Harn
 
 
 async def test_undo_of_an_approved_change_needs_approval_like_the_change(box: Harness) -> None:
-    await _admin_says(box, "team set ventas approval-buttons hungup")
+    await admin_says(box, "team set ventas approval-buttons hungup")
     _, change_id = await _request(box, f"hide hungup 1001 {REASON}", user=MARIA)
     await _click(box, APPROVE_ACTION, change_id, PEDRO)
     await box.idle()
@@ -568,7 +543,7 @@ async def test_undo_of_an_approved_change_needs_approval_like_the_change(box: Ha
 async def test_an_approver_may_still_reject_what_they_approved_while_it_waits(
     box: Harness,
 ) -> None:
-    await _admin_says(box, "team set ventas two-approvers hungup")
+    await admin_says(box, "team set ventas two-approvers hungup")
     _, change_id = await _request(box, f"hide hungup 1001 {REASON}")
     await _click(box, APPROVE_ACTION, change_id, MARIA)
 
@@ -584,7 +559,7 @@ async def test_an_approver_may_still_reject_what_they_approved_while_it_waits(
 
 
 async def test_two_approvals_needed_and_given_at_once_run_the_change_once(box: Harness) -> None:
-    await _admin_says(box, "team set ventas two-approvers hungup")
+    await admin_says(box, "team set ventas two-approvers hungup")
     _, change_id = await _request(box, f"hide hungup 1001-1002 {REASON}")
 
     await asyncio.gather(

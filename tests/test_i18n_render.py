@@ -30,13 +30,12 @@ from commands.changes import (
     NeedsConfirmation,
     refusal_text,
 )
-from commands.clock import system_clock
 from commands.grammar import ChangeCommand
 from commands.i18n import use_language
 from commands.roles import Refusal
 from storage.approvals import ApprovalRecord, RequestRecord
 from storage.changes import CallRecord, ChangeRecord, Requester
-from tests.harness import ADMIN, STRANGER, Harness, ack_text, start_harness
+from tests.harness import ADMIN, STRANGER, Harness, MovableClock, ack_text, start_harness
 from wolkvox import errors
 from wolkvox.model import Button, Display
 from wolkvox.simulator import Simulator
@@ -509,21 +508,6 @@ async def test_cancelling_a_partly_allowed_change_answers_in_the_clickers_langua
             "Este cambio no está esperando tu confirmación (ya se confirmó o se canceló)."
         )
     assert agentbox.simulator.calls == []
-
-
-class MovableClock:
-    """The time agentbox reads: now, plus however far the test moved it."""
-
-    def __init__(self) -> None:
-        self.offset = timedelta()
-
-    def __call__(self) -> datetime:
-        return system_clock() + self.offset
-
-
-@pytest.fixture
-def clock() -> MovableClock:
-    return MovableClock()
 
 
 @pytest.fixture

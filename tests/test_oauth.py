@@ -9,7 +9,7 @@ import re
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -27,19 +27,8 @@ from bot.slash import slash_command_body
 from commands.clock import Clock, system_clock
 from storage.models import Change, SlackBot, SlackOAuthState
 from storage.secrets import generate_key
-from tests.harness import ADMIN, FAST_RETRY, SERVER, TOKEN, Harness, ack_text
+from tests.harness import ADMIN, FAST_RETRY, SERVER, TOKEN, Harness, MovableClock, ack_text
 from wolkvox.simulator import Simulator
-
-
-class MovableClock:
-    """Real time plus an offset that a test moves forward."""
-
-    def __init__(self) -> None:
-        self.offset = timedelta()
-
-    def __call__(self) -> datetime:
-        return system_clock() + self.offset
-
 
 CLIENT_ID = "1234.5678"
 CLIENT_SECRET = "oauth-client-secret-9e9e9e"

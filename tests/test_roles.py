@@ -21,7 +21,16 @@ from bot.fake_slack import FakeSlack
 from storage.audit import AuditEntry
 from storage.models import AuditEvent, Call, Change, Decision, Operation
 from storage.secrets import generate_key
-from tests.harness import ADMIN, CHANNEL, STRANGER, TOKEN, Harness, ack_text, start_harness
+from tests.harness import (
+    ADMIN,
+    CHANNEL,
+    STRANGER,
+    TOKEN,
+    Harness,
+    ack_text,
+    admin_says,
+    start_harness,
+)
 from wolkvox.simulator import Simulator
 
 MARIA = "UMARIA"
@@ -42,20 +51,14 @@ async def _audit(harness: Harness) -> list[AuditEvent]:
         return list((await session.scalars(select(AuditEvent).order_by(AuditEvent.id))).all())
 
 
-async def _admin_says(harness: Harness, text: str) -> str:
-    reply = ack_text(await harness.slash(text, user=ADMIN))
-    assert ":no_entry:" not in reply and ":warning:" not in reply, reply
-    return reply
-
-
 async def _teams(harness: Harness) -> None:
-    await _admin_says(harness, "team create ventas 1001-1010 <#CVENTAS>")
-    await _admin_says(harness, "team create cobranza 2001-2010 <#CCOBRANZA>")
+    await admin_says(harness, "team create ventas 1001-1010 <#CVENTAS>")
+    await admin_says(harness, "team create cobranza 2001-2010 <#CCOBRANZA>")
 
 
 async def _grant(harness: Harness, text: str) -> int:
     """An admin grants; returns the new grant's id (from the reply's ``[grant #N]``)."""
-    reply = await _admin_says(harness, f"grant {text}")
+    reply = await admin_says(harness, f"grant {text}")
     found = re.search(r"\[grant #(\d+)\]", reply)
     assert found is not None, reply
     return int(found.group(1))
@@ -217,7 +220,7 @@ async def test_a_refused_confirmation_click_is_audited(agentbox: Harness) -> Non
 async def test_a_confirmation_after_the_grant_was_revoked_runs_nothing(agentbox: Harness) -> None:
     await _supervisor_of_ventas(agentbox)
     change_id = _change_id_of(await agentbox.slash("hide dial 1001 2001", user=MARIA))
-    await _admin_says(agentbox, f"revoke <@{MARIA}> supervisor")
+    await admin_says(agentbox, f"revoke <@{MARIA}> supervisor")
 
     await agentbox.block_action(CONFIRM_ACTION, change_id, user=MARIA)
     await agentbox.idle()
@@ -279,7 +282,7 @@ async def test_a_requesters_change_is_refused_saying_approval_is_needed(agentbox
 
 
 async def test_a_team_accepts_changes_only_in_its_channels(agentbox: Harness) -> None:
-    await _admin_says(agentbox, "team create vip 3001-3002 <#CVIP> channels:<#CVIPOPS>")
+    await admin_says(agentbox, "team create vip 3001-3002 <#CVIP> channels:<#CVIPOPS>")
 
     elsewhere = ack_text(await agentbox.slash("hide dial 3001", channel="C_OPS"))
     await agentbox.idle()
@@ -321,9 +324,9 @@ async def test_grants_revokes_and_team_changes_are_audited_with_who_and_when(
 ) -> None:
     await _teams(agentbox)
     await _grant(agentbox, f"<@{MARIA}> supervisor team:ventas")
-    await _admin_says(agentbox, "team add ventas 1011")
-    await _admin_says(agentbox, "team remove ventas 1011")
-    await _admin_says(agentbox, f"revoke <@{MARIA}> supervisor")
+    await admin_says(agentbox, "team add ventas 1011")
+    await admin_says(agentbox, "team remove ventas 1011")
+    await admin_says(agentbox, f"revoke <@{MARIA}> supervisor")
 
     rows = await _audit(agentbox)
 
@@ -424,7 +427,7 @@ async def test_two_operations_each_use_their_own_token_one_call_at_a_time(
             ),
         )
         await agentbox.services.operations.refresh()
-        await _admin_says(agentbox, "team create norte 5001-5005 <#CNORTE> operation:bogota")
+        await admin_says(agentbox, "team create norte 5001-5005 <#CNORTE> operation:bogota")
 
         ack = ack_text(await agentbox.slash("hide dial 1001-1005 5001-5005"))
         await agentbox.idle()

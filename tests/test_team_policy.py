@@ -5,36 +5,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
 from bot.settings import Settings
-from commands.clock import system_clock
 from storage.models import AuditEvent, Change
-from tests.harness import ADMIN, Harness, ack_text, start_harness
+from tests.harness import ADMIN, Harness, MovableClock, ack_text, admin_says, start_harness
 from wolkvox.simulator import Simulator
 
 MARIA = "UMARIA"
 REQUESTER = "UREQUESTER"
 REASON = '--reason "cliente en espera"'
-
-
-class MovableClock:
-    def __init__(self) -> None:
-        self.offset = timedelta()
-
-    def __call__(self) -> datetime:
-        return system_clock() + self.offset
-
-    def advance(self, delta: timedelta) -> None:
-        self.offset += delta
-
-
-@pytest.fixture
-def clock() -> MovableClock:
-    return MovableClock()
 
 
 @pytest.fixture
@@ -47,15 +30,9 @@ async def box(
 
 
 async def _teams(harness: Harness) -> None:
-    await _admin_says(harness, "team create ventas 1001-1010 <#CVENTAS> approvals:<#CSUP>")
-    await _admin_says(harness, f"grant <@{MARIA}> supervisor team:ventas")
-    await _admin_says(harness, f"grant <@{REQUESTER}> requester team:ventas")
-
-
-async def _admin_says(harness: Harness, text: str) -> str:
-    reply = ack_text(await harness.slash(text, user=ADMIN))
-    assert ":no_entry:" not in reply and ":warning:" not in reply, reply
-    return reply
+    await admin_says(harness, "team create ventas 1001-1010 <#CVENTAS> approvals:<#CSUP>")
+    await admin_says(harness, f"grant <@{MARIA}> supervisor team:ventas")
+    await admin_says(harness, f"grant <@{REQUESTER}> requester team:ventas")
 
 
 async def _audit(harness: Harness) -> list[AuditEvent]:
@@ -79,10 +56,10 @@ async def test_each_setting_is_stored_shown_and_audited(box: Harness) -> None:
         "trail off",
     ]
     for setting in settings:
-        reply = await _admin_says(box, f"team set ventas {setting}")
+        reply = await admin_says(box, f"team set ventas {setting}")
         assert reply.startswith("Set.")
 
-    shown = await _admin_says(box, "team show ventas")
+    shown = await admin_says(box, "team show ventas")
 
     assert "approvals in <#CSUP2>" in shown
     assert "changes that need approval: `dial`, `hungup`, more than 20 of its agents" in shown
@@ -103,11 +80,11 @@ async def test_each_setting_is_stored_shown_and_audited(box: Harness) -> None:
 
 async def test_settings_go_back_to_their_defaults(box: Harness) -> None:
     for setting in ("approval-buttons hungup", "approval-over 5", "approval-ttl 2h", "trail off"):
-        await _admin_says(box, f"team set ventas {setting}")
+        await admin_says(box, f"team set ventas {setting}")
     for setting in ("approval-buttons none", "approval-over off", "approval-ttl default"):
-        await _admin_says(box, f"team set ventas {setting}")
-    await _admin_says(box, "team set ventas approvals-channel none")
-    await _admin_says(box, "team set ventas trail on")
+        await admin_says(box, f"team set ventas {setting}")
+    await admin_says(box, "team set ventas approvals-channel none")
+    await admin_says(box, "team set ventas trail on")
 
     team = await box.services.directory.team("ventas")
 
@@ -157,13 +134,13 @@ async def test_two_admins_setting_two_keys_at_once_keep_both(
 
 
 async def test_the_trail_switch_turns_the_teams_line_off_and_on(box: Harness) -> None:
-    await _admin_says(box, "team set ventas trail off")
+    await admin_says(box, "team set ventas trail off")
     await box.slash("hide dial 1001", user=MARIA)
     await box.idle()
     assert box.slack.messages_in("CVENTAS") == []
     assert box.simulator.button_state("1001", "dial") == "hide"
 
-    await _admin_says(box, "team set ventas trail on")
+    await admin_says(box, "team set ventas trail on")
     await box.slash("show dial 1001", user=MARIA)
     await box.idle()
 
@@ -174,7 +151,7 @@ async def test_the_trail_switch_turns_the_teams_line_off_and_on(box: Harness) ->
 async def test_without_an_approvals_channel_requests_go_to_the_teams_channel(
     box: Harness,
 ) -> None:
-    await _admin_says(box, "team set ventas approvals-channel none")
+    await admin_says(box, "team set ventas approvals-channel none")
 
     ack = ack_text(await box.slash(f"hide dial 1002 {REASON}", user=REQUESTER))
     await box.idle()
@@ -188,7 +165,7 @@ async def test_without_an_approvals_channel_requests_go_to_the_teams_channel(
 async def test_the_teams_ttl_decides_when_its_requests_expire(
     box: Harness, clock: MovableClock
 ) -> None:
-    await _admin_says(box, "team set ventas approval-ttl 45m")
+    await admin_says(box, "team set ventas approval-ttl 45m")
     await box.slash(f"hide dial 1003 {REASON}", user=REQUESTER)
     await box.idle()
 

@@ -6,7 +6,7 @@ Time is a clock the harness hands to agentbox; the tests move it forward instead
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -15,23 +15,10 @@ from bot.app import revert_due_changes
 from bot.fake_slack import FakeSlack
 from commands.clock import system_clock
 from storage.models import AuditEvent, Change
-from tests.harness import ADMIN, TOKEN, Harness, ack_text, start_harness
+from tests.harness import ADMIN, TOKEN, Harness, MovableClock, ack_text, start_harness
 from wolkvox.simulator import Simulator
 
 TEAM_CHANNEL = "CVENTAS"
-
-
-class MovableClock:
-    """Real time plus an offset that a test moves forward."""
-
-    def __init__(self) -> None:
-        self.offset = timedelta()
-
-    def __call__(self) -> datetime:
-        return system_clock() + self.offset
-
-    def advance(self, delta: timedelta) -> None:
-        self.offset += delta
 
 
 async def _revert_due(agentbox: Harness) -> int:
