@@ -15,6 +15,7 @@ from bot.language import language_middleware
 from bot.oauth import in_workspace, team_middleware
 from bot.progress import SlackProgress
 from bot.services import Services
+from bot.timers import run_when_due
 from commands.approvals import Requested
 from commands.changes import (
     Accepted,
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 COMMAND = "/agentbox"
 CONFIRM_ACTION = "agentbox_confirm_change"
 CANCEL_ACTION = "agentbox_cancel_change"
+#: How often the timer loop looks for timed changes that other replicas just made.
+TIMER_CHECK_SECONDS = 5.0
 
 
 def build_app(services: Services) -> AsyncApp:
@@ -254,6 +257,17 @@ async def revert_due_changes(services: Services, client: AsyncWebClient) -> int:
             name=f"change-{revert.change_id}",
         )
     return len(reverts)
+
+
+async def revert_when_due(services: Services, client: AsyncWebClient) -> None:
+    """Put back timed changes as their time comes (this replica's or a dead one's), until
+    cancelled; the runners (serve, console) keep it going."""
+    await run_when_due(
+        lambda: revert_due_changes(services, client),
+        services.timed.seconds_until_next,
+        at_most=TIMER_CHECK_SECONDS,
+        what="look for timed changes to put back",
+    )
 
 
 async def resume_unfinished(services: Services, client: AsyncWebClient) -> int:

@@ -14,7 +14,6 @@ request's own), or the requester's, looked up for DMs about their request.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -27,6 +26,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from bot import actions, render
 from bot.oauth import in_workspace
 from bot.progress import SlackProgress
+from bot.timers import run_when_due
 from commands.approvals import NotDecided, Requested
 from commands.changes import ChangeReport
 from commands.i18n import _, ngettext, use_language
@@ -231,15 +231,12 @@ async def expire_requests(services: Services) -> int:
 
 async def sweep_forever(services: Services) -> None:
     """Expire requests as their time comes (this replica's or anyone's), until cancelled."""
-    while True:
-        try:
-            await expire_requests(services)
-            until = await services.approvals.seconds_until_next()
-        except Exception:
-            log.exception("could not look for expired approval requests")
-            until = None
-        wait = SWEEP_SECONDS if until is None else min(max(until, 0.1), SWEEP_SECONDS)
-        await asyncio.sleep(wait)
+    await run_when_due(
+        lambda: expire_requests(services),
+        services.approvals.seconds_until_next,
+        at_most=SWEEP_SECONDS,
+        what="look for expired approval requests",
+    )
 
 
 async def _closed(services: Services, client: AsyncWebClient, record: RequestRecord) -> None:

@@ -16,7 +16,7 @@ from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
-from bot.app import adopt_changes, build_app, resume_unfinished, revert_due_changes
+from bot.app import adopt_changes, build_app, resume_unfinished, revert_when_due
 from bot.http import build_web_app
 from bot.services import Services
 from bot.settings import Settings
@@ -83,7 +83,7 @@ async def serve(
     await services.start()
     await resume_unfinished(services, bolt_app.client)
     adopter = asyncio.create_task(_adopt_forever(services, bolt_app), name="adopt-changes")
-    reverter = asyncio.create_task(_revert_forever(services, bolt_app), name="timed-changes")
+    reverter = asyncio.create_task(revert_when_due(services, bolt_app.client), name="timed-changes")
     socket_mode = bool(settings.slack_app_token)
     runner = web.AppRunner(build_web_app(services, None if socket_mode else bolt_app))
     await runner.setup()
@@ -113,23 +113,6 @@ async def serve(
         await runner.cleanup()
         if simulator is not None:
             await simulator.stop()
-
-
-#: How often the timer loop looks for timed changes that other replicas just made.
-TIMER_CHECK_SECONDS = 5.0
-
-
-async def _revert_forever(services: Services, bolt_app: AsyncApp) -> None:
-    """Put back timed changes when their time is up (this replica's, or a dead one's)."""
-    while True:
-        try:
-            await revert_due_changes(services, bolt_app.client)
-            until = await services.timed.seconds_until_next()
-        except Exception:
-            log.exception("could not look for timed changes to put back")
-            until = None
-        await asyncio.sleep(min(until if until is not None else TIMER_CHECK_SECONDS,
-                                TIMER_CHECK_SECONDS))  # fmt: skip
 
 
 async def _adopt_forever(services: Services, bolt_app: AsyncApp) -> None:
