@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from slack_bolt.request.async_request import AsyncBoltRequest
 
-from bot.app import build_app, resume_unfinished
+from bot.app import build_app, resume_unfinished, revert_when_due
 from bot.fake_slack import FakeSlack
 from bot.services import Services
 from bot.settings import Settings
@@ -55,6 +55,7 @@ class Console:
         self.simulator: Simulator | None = None
         self._services: Services | None = None
         self._app: Any = None
+        self._reverter: asyncio.Task[None] | None = None
         self._secret = secrets.token_hex(16)
 
     def _show(self, kind: str, payload: dict[str, Any]) -> None:
@@ -83,9 +84,16 @@ class Console:
         self._app = build_app(self._services)
         await self._services.start()
         await resume_unfinished(self._services, self._app.client)
+        # Not in services.tasks: `send` waits for those, and this one runs until stop().
+        self._reverter = asyncio.create_task(
+            revert_when_due(self._services, self._app.client), name="timed-changes"
+        )
         await self._services.tasks.join()
 
     async def stop(self) -> None:
+        if self._reverter is not None:
+            self._reverter.cancel()
+            await asyncio.gather(self._reverter, return_exceptions=True)
         if self._services is not None:
             await self._services.aclose()
         if self.simulator is not None:
