@@ -14,6 +14,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from storage.audit import AuditEntry, add_audit
 from storage.database import Database
+from storage.group_commit import GroupCommit
 from storage.models import AuditEvent, Call, CallStatus, Change, ChangeStatus, Decision, utcnow
 from storage.signals import Signals
 from wolkvox.dispatcher import WORK
@@ -122,8 +123,8 @@ def _initial_status(held: bool, request: RequestTerms | None) -> ChangeStatus:
 
 
 def _request_values(request: RequestTerms | None) -> dict[str, object]:
-    if request is None:
-        return {}
+    if request is None:  # the same keys either way: changes are inserted many rows at a time
+        return {"reason": None, "approvals_needed": 0, "expires_at": None, "request_channel": None}
     return {
         "reason": request.reason,
         "approvals_needed": request.approvals_needed,
@@ -142,12 +143,30 @@ _AUDIT = cast(Table, AuditEvent.__table__)
 TIMER_KEY_PREFIX = "timer:"
 
 
+@dataclass(eq=False)
+class _NewChange:
+    """A change's rows before it has an id: the change, its calls and its audit event."""
+
+    change: dict[str, object]
+    calls: list[dict[str, object]]
+    audit: dict[str, object]
+    #: Operations whose dispatchers to wake (none while the calls are held).
+    operations: tuple[str, ...]
+
+    @property
+    def key(self) -> str | None:
+        return cast("str | None", self.change["idempotency_key"])
+
+
 class ChangeStore:
     """The storage side of a change's life, apart from the queue (storage/queue.py)."""
 
     def __init__(self, database: Database, signals: Signals) -> None:
         self._db = database
         self._signals = signals
+        # Every new change goes through here: a burst of commands is written in a few grouped
+        # transactions instead of one each (see storage/group_commit.py).
+        self._new_changes = GroupCommit(self._record_changes)
 
     async def record_change(
         self,
@@ -182,83 +201,142 @@ class ChangeStore:
         """
         held = held or request is not None
         call_status = CallStatus.HELD if held else CallStatus.QUEUED
+        now = utcnow()
+        new = _NewChange(
+            change={
+                "created_at": now,
+                "slack_team_id": requester.team_id,
+                "slack_user_id": requester.user_id,
+                "slack_channel_id": requester.channel_id,
+                "response_url": response_url,
+                "text": text,
+                "display": display,
+                "buttons": ",".join(buttons),
+                "status": _initial_status(held, request),
+                "idempotency_key": idempotency_key,
+                "reporter_id": reporter_id,
+                "reporter_lease_until": now + timedelta(seconds=lease),
+                "duration_seconds": duration_seconds,
+                "reverts_change_id": reverts_change_id,
+                **_request_values(request),
+            },
+            calls=[
+                {
+                    "seq": seq,
+                    "operation": planned.operation,
+                    "agent_id": planned.agent_id,
+                    "button": planned.button,
+                    "display": planned.display,
+                    "status": call_status,
+                    "attempts": 0,
+                }
+                for seq, planned in enumerate(calls)
+            ],
+            audit={
+                "at": now,
+                "slack_team_id": requester.team_id,
+                "slack_user_id": requester.user_id,
+                "slack_channel_id": requester.channel_id,
+                "action": "request" if request is not None else "change",
+                "text": text,
+                "decision": Decision.ALLOWED,
+                "reason": reason,
+            },
+            operations=() if held else tuple(sorted({planned.operation for planned in calls})),
+        )
+        if ends_timer:
+            assert reverts_change_id is not None
+            return await self._record_one(new, ends_timer_of=reverts_change_id)
+        return await self._new_changes.submit(new)
+
+    async def _record_changes(self, batch: Sequence[_NewChange]) -> list[Recorded]:
+        """One transaction for a batch of new changes (storage/group_commit.py): three multi-row
+        inserts, whatever the batch's size. A second delivery of an idempotency key, already
+        stored or earlier in the same batch, stores nothing and names the first change."""
+        keys = [new.key for new in batch if new.key is not None]
         try:
             async with self._db.transaction() as session:
-                if ends_timer:
-                    assert reverts_change_id is not None
+                stored: dict[str, int] = {}
+                if keys:
+                    rows = await session.execute(
+                        select(_CHANGES.c.idempotency_key, _CHANGES.c.id).where(
+                            _CHANGES.c.idempotency_key.in_(keys)
+                        )
+                    )
+                    stored = {key: change_id for key, change_id in rows.tuples()}
+                fresh: list[_NewChange] = []
+                seen = set(stored)
+                for new in batch:
+                    if new.key is None or new.key not in seen:
+                        fresh.append(new)
+                    if new.key is not None:
+                        seen.add(new.key)
+                ids: Sequence[int] = []
+                if fresh:
+                    ids = (
+                        await session.scalars(
+                            insert(_CHANGES).returning(_CHANGES.c.id, sort_by_parameter_order=True),
+                            [new.change for new in fresh],
+                        )
+                    ).all()
+                    await self._insert_rest(session, list(zip(fresh, ids, strict=True)))
+        except IntegrityError:
+            if not keys:
+                raise
+            # Another replica stored one of these keys between the read and the insert (on
+            # PostgreSQL): each on its own then, where a duplicate is found and named.
+            return [await self._record_one(new) for new in batch]
+        fresh_ids = {id(new): change_id for new, change_id in zip(fresh, ids, strict=True)}
+        first_of_key = {new.key: fresh_ids[id(new)] for new in fresh if new.key is not None}
+        results: list[Recorded] = []
+        for new in batch:
+            if id(new) in fresh_ids:
+                results.append(Recorded(fresh_ids[id(new)]))
+            else:
+                assert new.key is not None
+                results.append(Recorded(stored.get(new.key) or first_of_key[new.key], True))
+        return results
+
+    async def _record_one(self, new: _NewChange, *, ends_timer_of: int | None = None) -> Recorded:
+        """One change in a transaction of its own. ``ends_timer_of``: the timed change this is
+        the automatic revert of; recorded only if its timer is still set (cleared here)."""
+        try:
+            async with self._db.transaction() as session:
+                if ends_timer_of is not None:
                     claimed = await session.execute(
                         update(_CHANGES)
-                        .where(
-                            _CHANGES.c.id == reverts_change_id, _CHANGES.c.revert_at.is_not(None)
-                        )
+                        .where(_CHANGES.c.id == ends_timer_of, _CHANGES.c.revert_at.is_not(None))
                         .values(revert_at=None)
                     )
                     if not claimed.rowcount:  # type: ignore[attr-defined]
-                        return Recorded(reverts_change_id, duplicate=True)
-                # Core statements, not ORM objects: this runs before Slack's ack, for every
-                # command of a burst, and must stay cheap even for 1,500 calls.
+                        return Recorded(ends_timer_of, duplicate=True)
                 change_id = await session.scalar(
-                    insert(_CHANGES)
-                    .values(
-                        created_at=utcnow(),
-                        slack_team_id=requester.team_id,
-                        slack_user_id=requester.user_id,
-                        slack_channel_id=requester.channel_id,
-                        response_url=response_url,
-                        text=text,
-                        display=display,
-                        buttons=",".join(buttons),
-                        status=_initial_status(held, request),
-                        idempotency_key=idempotency_key,
-                        reporter_id=reporter_id,
-                        reporter_lease_until=utcnow() + timedelta(seconds=lease),
-                        duration_seconds=duration_seconds,
-                        reverts_change_id=reverts_change_id,
-                        **_request_values(request),
-                    )
-                    .returning(_CHANGES.c.id)
+                    insert(_CHANGES).values(new.change).returning(_CHANGES.c.id)
                 )
                 assert change_id is not None
-                await session.execute(
-                    insert(_CALLS),
-                    [
-                        {
-                            "change_id": change_id,
-                            "seq": seq,
-                            "operation": planned.operation,
-                            "agent_id": planned.agent_id,
-                            "button": planned.button,
-                            "display": planned.display,
-                            "status": call_status,
-                            "attempts": 0,
-                        }
-                        for seq, planned in enumerate(calls)
-                    ],
-                )
-                await session.execute(
-                    insert(_AUDIT).values(
-                        at=utcnow(),
-                        slack_team_id=requester.team_id,
-                        slack_user_id=requester.user_id,
-                        slack_channel_id=requester.channel_id,
-                        action="request" if request is not None else "change",
-                        text=text,
-                        decision=Decision.ALLOWED,
-                        reason=reason,
-                        change_id=change_id,
-                    )
-                )
-                if not held:
-                    for operation in sorted({planned.operation for planned in calls}):
-                        await self._signals.publish(session, WORK, operation)
+                await self._insert_rest(session, [(new, change_id)])
                 return Recorded(change_id)
         except IntegrityError:
-            if idempotency_key is None:
+            if new.key is None:
                 raise
-            existing = await self._change_for_key(idempotency_key)
+            existing = await self._change_for_key(new.key)
             if existing is None:
                 raise
             return Recorded(existing, duplicate=True)
+
+    async def _insert_rest(
+        self, session: AsyncSession, changes: Sequence[tuple[_NewChange, int]]
+    ) -> None:
+        """The calls and audit events of changes just inserted, and the wake-up for their
+        operations' dispatchers (sent when the transaction commits)."""
+        calls = [{**call, "change_id": cid} for new, cid in changes for call in new.calls]
+        if calls:
+            await session.execute(insert(_CALLS), calls)
+        await session.execute(
+            insert(_AUDIT), [{**new.audit, "change_id": cid} for new, cid in changes]
+        )
+        for operation in sorted({op for new, _cid in changes for op in new.operations}):
+            await self._signals.publish(session, WORK, operation)
 
     async def confirm(
         self, change_id: int, user_id: str, *, reporter_id: str, lease: float

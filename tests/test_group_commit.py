@@ -1,0 +1,169 @@
+"""Group commit: new changes that arrive while a batch is written go together in the next one,
+each still gets its own id, and a repeated delivery in the same batch is still one change."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+
+import pytest
+from sqlalchemy import func, select
+
+from storage import migrate
+from storage.changes import ChangeStore, PlannedCall, Recorded, Requester
+from storage.database import Database
+from storage.group_commit import GroupCommit
+from storage.models import AuditEvent, Call, Change
+from storage.signals import Signals
+
+# --- the mechanism --------------------------------------------------------------------------
+
+
+class _Writer:
+    """Writes batches; the first one holds until ``release``, so that others pile up meanwhile."""
+
+    def __init__(self, fail_on: str | None = None) -> None:
+        self.batches: list[list[str]] = []
+        self.started = asyncio.Event()
+        self.release = asyncio.Event()
+        self.fail_on = fail_on
+
+    async def __call__(self, items: Sequence[str]) -> list[str]:
+        self.batches.append(list(items))
+        if len(self.batches) == 1:
+            self.started.set()
+            await self.release.wait()
+        if self.fail_on in items:
+            raise RuntimeError(f"cannot write {self.fail_on}")
+        return [item.upper() for item in items]
+
+
+async def _writing(group: GroupCommit[str, str], writer: _Writer) -> asyncio.Future[str]:
+    """``a`` enqueued, and its batch being written (held until ``writer.release``)."""
+    first = group.enqueue("a")
+    await writer.started.wait()
+    return first
+
+
+async def test_a_lone_item_is_written_at_once_in_a_batch_of_its_own() -> None:
+    writer = _Writer()
+    writer.release.set()
+    group = GroupCommit(writer)
+    assert await group.submit("a") == "A"
+    assert writer.batches == [["a"]]
+
+
+async def test_items_arriving_during_a_write_go_together_in_the_next_batch() -> None:
+    writer = _Writer()
+    group = GroupCommit(writer)
+    first = await _writing(group, writer)
+    others = [group.enqueue(item) for item in ("b", "c", "d")]
+    writer.release.set()
+    assert await first == "A"
+    assert [await future for future in others] == ["B", "C", "D"]
+    assert writer.batches == [["a"], ["b", "c", "d"]]
+
+
+async def test_batches_are_no_larger_than_max_batch() -> None:
+    writer = _Writer()
+    group = GroupCommit(writer, max_batch=2)
+    first = await _writing(group, writer)
+    others = [group.enqueue(item) for item in "bcde"]
+    writer.release.set()
+    assert [await first] + [await future for future in others] == list("ABCDE")
+    assert writer.batches == [["a"], ["b", "c"], ["d", "e"]]
+
+
+async def test_a_failed_batch_fails_only_its_own_items() -> None:
+    writer = _Writer(fail_on="c")
+    group = GroupCommit(writer, max_batch=2)
+    first = await _writing(group, writer)
+    others = [group.enqueue(item) for item in "bcde"]
+    writer.release.set()
+    results = await asyncio.gather(first, *others, return_exceptions=True)
+    assert results[0] == "A" and results[3:] == ["D", "E"]
+    assert all(isinstance(r, RuntimeError) and "cannot write c" in str(r) for r in results[1:3])
+
+
+async def test_a_caller_that_stops_waiting_does_not_stop_the_write() -> None:
+    writer = _Writer()
+    group = GroupCommit(writer)
+    first = await _writing(group, writer)
+    gone, stays = group.enqueue("b"), group.enqueue("c")
+    gone.cancel()
+    writer.release.set()
+    assert await first == "A" and await stays == "C"
+    assert writer.batches == [["a"], ["b", "c"]]
+
+
+def test_max_batch_must_be_positive() -> None:
+    with pytest.raises(ValueError):
+        GroupCommit(_Writer(), max_batch=0)
+
+
+# --- new changes, on both databases ---------------------------------------------------------
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[tuple[ChangeStore, Database]]:
+    database = Database(database_url)
+    await migrate.upgrade(database)
+    try:
+        yield ChangeStore(database, Signals()), database
+    finally:
+        await database.dispose()
+
+
+def _record(store: ChangeStore, agent: str, key: str | None) -> asyncio.Task[Recorded]:
+    return asyncio.create_task(
+        store.record_change(
+            Requester("U1", "T1", "C1"),
+            text=f"hide dial {agent}",
+            display="hide",
+            buttons=["dial"],
+            calls=[PlannedCall("op", agent, "dial", "hide")],
+            response_url=None,
+            idempotency_key=key,
+            reporter_id="r",
+            lease=30,
+            reason="allowed by admin",
+        )
+    )
+
+
+async def test_a_burst_of_changes_gets_one_id_each_with_its_own_calls_and_audit(
+    store: tuple[ChangeStore, Database],
+) -> None:
+    changes, database = store
+    agents = [str(1000 + n) for n in range(40)]
+    recorded = await asyncio.gather(*(_record(changes, a, f"slash:{a}") for a in agents))
+
+    assert len({r.change_id for r in recorded}) == len(agents)
+    assert not any(r.duplicate for r in recorded)
+    async with database.sessions() as session:
+        rows = (await session.execute(select(Call.change_id, Call.agent_id))).tuples().all()
+        audited = [c for c in (await session.scalars(select(AuditEvent.change_id))) if c]
+        texts = dict((await session.execute(select(Change.id, Change.text))).tuples().all())
+    # Each change's call and text are its own (ids were matched to rows in order).
+    assert dict(rows) == {r.change_id: a for r, a in zip(recorded, agents, strict=True)}
+    assert {texts[r.change_id] for r in recorded} == {f"hide dial {a}" for a in agents}
+    assert sorted(audited) == sorted(r.change_id for r in recorded)
+
+
+async def test_a_delivery_repeated_in_the_same_burst_or_after_it_is_one_change(
+    store: tuple[ChangeStore, Database],
+) -> None:
+    changes, database = store
+    burst = [_record(changes, "1001", "slash:T1"), _record(changes, "1001", "slash:T1")]
+    burst += [_record(changes, "1002", None), _record(changes, "1002", None)]
+    first, again, plain, other_plain = await asyncio.gather(*burst)
+    later = await _record(changes, "1001", "slash:T1")
+
+    assert not first.duplicate and again == Recorded(first.change_id, duplicate=True)
+    assert later == Recorded(first.change_id, duplicate=True)
+    # Without a key, two deliveries are two changes, as they always were.
+    assert not plain.duplicate and not other_plain.duplicate
+    assert plain.change_id != other_plain.change_id
+    async with database.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Change)) == 3
+        assert await session.scalar(select(func.count()).select_from(Call)) == 3
