@@ -20,6 +20,8 @@ from prometheus_client import Counter
 
 #: About 3 s of commands at ~12 ms each, with a margin (see the module docstring).
 DEFAULT_LIMIT = 150
+#: The longest that background work waits for the acks of a burst (:meth:`Admission.quiet`).
+QUIET_WAIT_SECONDS = 2.0
 
 COMMANDS_SHED = Counter(
     "agentbox_commands_shed",
@@ -35,6 +37,9 @@ class Admission:
         self.pending = 0
         #: Set while ``limit`` commands are being taken (the next one is turned away).
         self.full = asyncio.Event()
+        #: Set while no command is being taken.
+        self._quiet = asyncio.Event()
+        self._quiet.set()
 
     @contextmanager
     def enter(self) -> Iterator[bool]:
@@ -49,8 +54,28 @@ class Admission:
         finally:
             self._count(-1)
 
+    async def quiet(self, at_most: float) -> bool:
+        """Wait until no slash command is being taken, at most ``at_most`` seconds; True if so.
+
+        Work that can wait (following a change's progress, refreshing App Home) waits here first,
+        so that a burst's acks are not queued behind it on the event loop; the bound keeps a
+        steady stream of commands from holding it back for ever.
+        """
+        if self._quiet.is_set():
+            return True
+        try:
+            async with asyncio.timeout(at_most):
+                await self._quiet.wait()
+        except TimeoutError:
+            return False
+        return True
+
     def _count(self, step: int) -> None:
         self.pending += step
+        if self.pending:
+            self._quiet.clear()
+        else:
+            self._quiet.set()
         if self.pending >= self.limit:
             self.full.set()
         else:

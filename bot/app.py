@@ -11,6 +11,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot import actions, approvals, home, render
+from bot.admission import QUIET_WAIT_SECONDS
 from bot.language import language_middleware
 from bot.oauth import in_workspace, team_middleware
 from bot.progress import SlackProgress
@@ -157,6 +158,9 @@ async def _take_command(
 async def _load_and_follow(
     services: Services, client: AsyncWebClient, change_id: int
 ) -> ChangeReport | None:
+    # The calls are already on their way (the dispatcher was woken); reporting them can wait
+    # for the acks of the commands arriving with this one.
+    await services.admission.quiet(at_most=QUIET_WAIT_SECONDS)
     try:
         record = await services.changes.load(change_id)
     except Exception:

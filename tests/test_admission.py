@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from sqlalchemy import select, text
 
+from bot.admission import Admission
 from storage.models import Change
 from tests.harness import Harness, ack_text, start_harness
 from wolkvox.simulator import Simulator
@@ -49,3 +50,23 @@ async def test_a_command_above_the_limit_is_answered_busy_and_records_nothing(
 
         again = ack_text(await box.slash("hide dial 1002"))  # room again: it is taken
         assert "Hiding" in again
+
+
+async def test_background_work_waits_until_no_command_is_being_taken() -> None:
+    admission = Admission(limit=10)
+    assert await admission.quiet(at_most=60)  # none being taken: at once
+
+    with admission.enter() as admitted:
+        assert admitted
+        waiting = asyncio.create_task(admission.quiet(at_most=60))
+        with admission.enter():
+            pass
+        await asyncio.sleep(0)  # one loop turn: it had the chance to return, and must not
+        assert not waiting.done()
+    assert await waiting  # the last command is acknowledged: it goes on
+
+
+async def test_background_work_waits_for_quiet_only_so_long() -> None:
+    admission = Admission(limit=10)
+    with admission.enter():
+        assert not await admission.quiet(at_most=0.01)  # a steady stream cannot hold it back
