@@ -2,7 +2,7 @@
 3 s is told at once that agentbox is busy, instead of running into Slack's ``operation_timeout``.
 
 The commands being taken share one event loop, so each waits for all the others (the benchmark's
-ack bursts show about 12 ms of CPU per command on a 2-core machine). Past some number of them at
+ack bursts show about 2-3 ms of CPU per command on a 2-core machine). Past some number of them at
 once, the last would be acknowledged after Slack's deadline, and its user would see an error that
 says nothing about whether anything happened. Above ``limit`` commands in progress, the next one is
 answered at once that nothing was recorded and to send it again.
@@ -13,15 +13,20 @@ The limit depends on the machine, hence a setting (``AGENTBOX_MAX_PENDING_COMMAN
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from prometheus_client import Counter
 
-#: About 3 s of commands at ~12 ms each, with a margin (see the module docstring).
-DEFAULT_LIMIT = 150
+#: About 1.7 s of commands at the ~2-3 ms of CPU each that the benchmark measures on a 2-core
+#: machine (bench/report/REPORT.md), leaving the rest of Slack's 3 s to a slower machine.
+DEFAULT_LIMIT = 600
 #: The longest that background work waits for the acks of a burst (:meth:`Admission.quiet`).
 QUIET_WAIT_SECONDS = 2.0
+#: A burst is over when no command arrived for this long (Slack delivers a busy minute's commands
+#: milliseconds apart; a person types the next one seconds later).
+QUIET_GAP_SECONDS = 0.1
 
 COMMANDS_SHED = Counter(
     "agentbox_commands_shed",
@@ -40,6 +45,7 @@ class Admission:
         #: Set while no command is being taken.
         self._quiet = asyncio.Event()
         self._quiet.set()
+        self._last_arrival = float("-inf")
 
     @contextmanager
     def enter(self) -> Iterator[bool]:
@@ -48,27 +54,32 @@ class Admission:
             COMMANDS_SHED.inc()
             yield False
             return
+        self._last_arrival = time.monotonic()
         self._count(+1)
         try:
             yield True
         finally:
             self._count(-1)
 
-    async def quiet(self, at_most: float) -> bool:
-        """Wait until no slash command is being taken, at most ``at_most`` seconds; True if so.
+    async def quiet(self, at_most: float, *, gap: float = QUIET_GAP_SECONDS) -> bool:
+        """Wait until no slash command is being taken and none arrived for ``gap`` seconds, at
+        most ``at_most`` seconds; True if it got quiet.
 
         Work that can wait (following a change's progress, refreshing App Home) waits here first,
-        so that a burst's acks are not queued behind it on the event loop; the bound keeps a
+        so that a burst's acks are not queued behind it on the event loop. The gap makes it wait
+        for the end of a burst, not for a moment between two of its commands; the bound keeps a
         steady stream of commands from holding it back for ever.
         """
-        if self._quiet.is_set():
-            return True
         try:
             async with asyncio.timeout(at_most):
-                await self._quiet.wait()
+                while True:
+                    await self._quiet.wait()
+                    remaining = self._last_arrival + gap - time.monotonic()
+                    if remaining <= 0:
+                        return True
+                    await asyncio.sleep(remaining)
         except TimeoutError:
             return False
-        return True
 
     def _count(self, step: int) -> None:
         self.pending += step

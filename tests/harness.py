@@ -21,6 +21,7 @@ from aiohttp import web
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.admission import DEFAULT_LIMIT
 from bot.app import build_app
 from bot.fake_slack import FakeSlack, PostedMessage
 from bot.http import SLACK_EVENTS_PATH, build_web_app
@@ -248,7 +249,7 @@ async def start_harness(
     slack: FakeSlack | None = None,
     encryption_keys: tuple[str, ...] = (),
     clock: Clock = system_clock,
-    max_pending_commands: int = 150,
+    max_pending_commands: int = DEFAULT_LIMIT,
 ) -> AsyncIterator[Harness]:
     """``slack``: share one fake Slack between harnesses (a restart talks to the same Slack).
     ``clock``: what time it is for timers (timed changes, approval expiry)."""

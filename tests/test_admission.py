@@ -4,6 +4,7 @@ at once that agentbox is busy and that nothing was recorded, instead of timing o
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -54,16 +55,25 @@ async def test_a_command_above_the_limit_is_answered_busy_and_records_nothing(
 
 async def test_background_work_waits_until_no_command_is_being_taken() -> None:
     admission = Admission(limit=10)
-    assert await admission.quiet(at_most=60)  # none being taken: at once
+    assert await admission.quiet(at_most=60, gap=0)  # none being taken: at once
 
     with admission.enter() as admitted:
         assert admitted
-        waiting = asyncio.create_task(admission.quiet(at_most=60))
+        waiting = asyncio.create_task(admission.quiet(at_most=60, gap=0))
         with admission.enter():
             pass
         await asyncio.sleep(0)  # one loop turn: it had the chance to return, and must not
         assert not waiting.done()
     assert await waiting  # the last command is acknowledged: it goes on
+
+
+async def test_background_work_waits_for_the_end_of_a_burst_not_a_pause_within_it() -> None:
+    admission = Admission(limit=10)
+    with admission.enter():
+        pass
+    arrived = time.monotonic()
+    assert await admission.quiet(at_most=60, gap=0.05)
+    assert time.monotonic() - arrived >= 0.05  # no command for the whole gap
 
 
 async def test_background_work_waits_for_quiet_only_so_long() -> None:
