@@ -406,6 +406,8 @@ async def test_two_operations_progress_independently(rigs: Rigs) -> None:
 
     assert client.agents(TOKEN_B) == asked_b
     assert client.agents(TOKEN_A) == asked_a[:1], "A's token stays at one call in flight"
+    # A call's start is written while it is in flight: wait until that write is durable.
+    await rig.queue.flush()
     assert [r.status for r in await rig.rows(OP_A)] == [CallStatus.RUNNING] + [
         CallStatus.QUEUED
     ] * 3
