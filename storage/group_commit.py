@@ -1,13 +1,16 @@
 """Group commit: writes that arrive while one batch is being written go together in the next.
 
-A burst of slash commands each needs one small write before its ack. Written one transaction at a
-time they form a convoy (on SQLite every writer waits for the one lock; on PostgreSQL for a pooled
-connection), and each transaction's few round trips stretch while the event loop serves everyone
-else, so the last command of a burst waits for all the transactions before it. Batched, a burst
-costs a handful of transactions, each a few multi-row statements.
+Two users. A burst of slash commands each needs one small write before its ack
+(storage/changes.py): written one transaction at a time they form a convoy (on SQLite every writer
+waits for the one lock; on PostgreSQL for a pooled connection), and each transaction's few round
+trips stretch while the event loop serves everyone else, so the last command of a burst waits for
+all the transactions before it. And the dispatcher's senders record each call's start and answer
+(storage/queue.py) while the next call is in flight. Batched, either costs a handful of
+transactions, each a few multi-row statements.
 
 There is no timer: a lone write starts its batch at once, so an idle app adds no latency; only
-writes that would have waited anyway are grouped.
+writes that would have waited anyway are grouped. Batches are written one at a time, in the order
+their items arrived.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from typing import cast
 from sqlalchemy import Table, and_, bindparam, func, select, text, update
 
 from storage.database import Database
+from storage.group_commit import GroupCommit
 from storage.models import Call, CallStatus, utcnow
 from storage.signals import CHANGE, Signals
 from wolkvox.dispatcher import QueuedCall
@@ -106,7 +107,6 @@ class _Step:
     answered: tuple[QueuedCall, CallOutcome] | None
     started: QueuedCall | None
     at: datetime
-    written: asyncio.Future[None]
 
 
 def _retrieve(future: asyncio.Future[None]) -> None:
@@ -129,8 +129,8 @@ class CallQueue:
         self._db = database
         self._signals = signals
         self._means: dict[str, tuple[float, float | None]] = {}  # operation -> (taken, mean)
-        self._steps: list[_Step] = []
-        self._writer: asyncio.Task[None] | None = None
+        # No bound on a batch beyond the senders': each has a few steps unsettled at most.
+        self._steps = GroupCommit(self._write_steps, max_batch=10_000)
 
     async def reserve(
         self, operation: str, *, replica_id: str, slot: int, limit: int
@@ -184,11 +184,8 @@ class CallQueue:
         other senders recorded meanwhile. The future is done once the step is durable, and those
         following the answered call's change have been woken then, not before.
         """
-        written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        written = self._steps.enqueue(_Step(answered, started, utcnow()))
         written.add_done_callback(_retrieve)
-        self._steps.append(_Step(answered, started, utcnow(), written))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_steps(), name="call-queue-writer")
         return written
 
     async def flush(self) -> None:
@@ -196,26 +193,11 @@ class CallQueue:
         with contextlib.suppress(Exception):
             await self.step()
 
-    async def _write_steps(self) -> None:
-        batch: list[_Step] = []
-        try:
-            while self._steps:
-                batch, self._steps = self._steps, []
-                try:
-                    changes = await self._write(batch)
-                except Exception as error:
-                    for step in batch:
-                        if not step.written.done():
-                            step.written.set_exception(error)
-                    continue
-                for change in changes:
-                    self._signals.notify(CHANGE, change)
-                for step in batch:
-                    if not step.written.done():
-                        step.written.set_result(None)
-        finally:  # cancelled (the event loop is closing): nobody may wait for ever
-            for step in [*batch, *self._steps]:
-                step.written.cancel()
+    async def _write_steps(self, batch: Sequence[_Step]) -> list[None]:
+        changes = await self._write(batch)
+        for change in changes:  # once durable: whoever follows the change reads the answer
+            self._signals.notify(CHANGE, change)
+        return [None] * len(batch)
 
     async def _write(self, batch: Sequence[_Step]) -> list[str]:
         """One transaction for ``batch``; the changes whose calls were answered."""
