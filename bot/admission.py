@@ -2,7 +2,7 @@
 3 s is told at once that agentbox is busy, instead of running into Slack's ``operation_timeout``.
 
 The commands being taken share one event loop, so each waits for all the others (the benchmark's
-ack bursts show about 2-3 ms of CPU per command on a 2-core machine). Past some number of them at
+ack bursts show about 1 ms of CPU per command on a 2-core machine). Past some number of them at
 once, the last would be acknowledged after Slack's deadline, and its user would see an error that
 says nothing about whether anything happened. Above ``limit`` commands in progress, the next one is
 answered at once that nothing was recorded and to send it again.
@@ -19,9 +19,9 @@ from contextlib import contextmanager
 
 from prometheus_client import Counter
 
-#: About 1.7 s of commands at the ~2-3 ms of CPU each that the benchmark measures on a 2-core
-#: machine (bench/report/REPORT.md), leaving the rest of Slack's 3 s to a slower machine.
-DEFAULT_LIMIT = 600
+#: About 1 s of commands at the ~1 ms of CPU each that the benchmark measures on a 2-core machine
+#: (bench/report/REPORT.md), leaving the rest of Slack's 3 s to a slower or busier machine.
+DEFAULT_LIMIT = 1000
 #: The longest that background work waits for the acks of a burst (:meth:`Admission.quiet`).
 QUIET_WAIT_SECONDS = 2.0
 #: A burst is over when no command arrived for this long (Slack delivers a busy minute's commands

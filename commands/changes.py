@@ -16,7 +16,7 @@ import difflib
 import logging
 import math
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -319,7 +319,7 @@ class ChangeService:
                 total_calls=len(planned),
                 refusals=decision.refusals,
             )
-        return await self._accepted(recorded.change_id, parsed, planned)
+        return await self._accepted(recorded.change_id, parsed, planned, recorded.calls_ahead)
 
     async def _request(
         self,
@@ -488,7 +488,7 @@ class ChangeService:
             buttons=buttons,
             agents=tuple(dict.fromkeys(t.agent_id for t, _b in wanted)),
         )
-        return await self._accepted(recorded.change_id, command, planned)
+        return await self._accepted(recorded.change_id, command, planned, recorded.calls_ahead)
 
     async def confirm(self, change_id: int, requester: Requester) -> ConfirmResult:
         """The requester runs the allowed part of a partly allowed change (once).
@@ -565,13 +565,22 @@ class ChangeService:
         return all((c.agent_id, c.operation, c.button) in allowed for c in record.calls)
 
     async def _accepted(
-        self, change_id: int, command: ChangeCommand, planned: Sequence[PlannedCall]
+        self,
+        change_id: int,
+        command: ChangeCommand,
+        planned: Sequence[PlannedCall],
+        calls_ahead: Mapping[str, int] | None = None,
     ) -> Accepted:
+        """``calls_ahead``: as read when the change was recorded; else read now."""
         operations = tuple(sorted({call.operation for call in planned}))
         # The estimate speaks of the busiest operation the change touches.
         ahead, mean = 0, None
         for operation in operations:
-            op_ahead, op_mean = await self._queue.backlog(operation, change_id)
+            if calls_ahead is not None and operation in calls_ahead:
+                op_ahead = calls_ahead[operation]
+                op_mean = await self._queue.mean_call_seconds(operation)
+            else:
+                op_ahead, op_mean = await self._queue.backlog(operation, change_id)
             if op_ahead >= ahead:
                 ahead, mean = op_ahead, op_mean if op_mean is not None else mean
         per_call = mean if mean is not None else DEFAULT_CALL_SECONDS

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Integer, Table, and_, func, insert, or_, select, update
+from sqlalchemy import Integer, Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -99,6 +99,9 @@ class ChangeRecord:
 class Recorded:
     change_id: int
     duplicate: bool = False
+    #: For each operation a new change queued calls for: how many calls of it, asked for before
+    #: them, were not answered yet (read in the transaction that stored the change).
+    calls_ahead: Mapping[str, int] = field(default_factory=dict, compare=False)
 
 
 def _call_record(call: Call) -> CallRecord:
@@ -137,6 +140,15 @@ def _request_values(request: RequestTerms | None) -> dict[str, object]:
 _CHANGES = cast(Table, Change.__table__)
 _CALLS = cast(Table, Call.__table__)
 _AUDIT = cast(Table, AuditEvent.__table__)
+
+
+#: Calls of an operation asked for before a change and not answered yet: the change's place in
+#: its operation's queue. Built once: it runs for every change recorded.
+CALLS_AHEAD = select(func.count()).where(
+    Call.operation == bindparam("operation"),
+    Call.status.in_((CallStatus.QUEUED, CallStatus.RUNNING)),
+    Call.change_id < bindparam("change_id"),
+)
 
 
 #: The idempotency key of a timed change's automatic revert is this and the timed change's id.
@@ -263,7 +275,7 @@ class ChangeStore:
                             _CHANGES.c.idempotency_key.in_(keys)
                         )
                     )
-                    stored = {key: change_id for key, change_id in rows.tuples()}
+                    stored = {key: change_id for key, change_id in rows.all()}
                 fresh: list[_NewChange] = []
                 seen = set(stored)
                 for new in batch:
@@ -272,6 +284,7 @@ class ChangeStore:
                     if new.key is not None:
                         seen.add(new.key)
                 ids: Sequence[int] = []
+                ahead: dict[int, dict[str, int]] = {}
                 if fresh:
                     ids = (
                         await session.scalars(
@@ -279,7 +292,7 @@ class ChangeStore:
                             [new.change for new in fresh],
                         )
                     ).all()
-                    await self._insert_rest(session, list(zip(fresh, ids, strict=True)))
+                    ahead = await self._insert_rest(session, list(zip(fresh, ids, strict=True)))
         except IntegrityError:
             if not keys:
                 raise
@@ -291,7 +304,8 @@ class ChangeStore:
         results: list[Recorded] = []
         for new in batch:
             if id(new) in fresh_ids:
-                results.append(Recorded(fresh_ids[id(new)]))
+                change_id = fresh_ids[id(new)]
+                results.append(Recorded(change_id, calls_ahead=ahead.get(change_id, {})))
             else:
                 assert new.key is not None
                 results.append(Recorded(stored.get(new.key) or first_of_key[new.key], True))
@@ -314,8 +328,8 @@ class ChangeStore:
                     insert(_CHANGES).values(new.change).returning(_CHANGES.c.id)
                 )
                 assert change_id is not None
-                await self._insert_rest(session, [(new, change_id)])
-                return Recorded(change_id)
+                ahead = await self._insert_rest(session, [(new, change_id)])
+                return Recorded(change_id, calls_ahead=ahead.get(change_id, {}))
         except IntegrityError:
             if new.key is None:
                 raise
@@ -326,17 +340,32 @@ class ChangeStore:
 
     async def _insert_rest(
         self, session: AsyncSession, changes: Sequence[tuple[_NewChange, int]]
-    ) -> None:
+    ) -> dict[int, dict[str, int]]:
         """The calls and audit events of changes just inserted, and the wake-up for their
-        operations' dispatchers (sent when the transaction commits)."""
+        operations' dispatchers (sent when the transaction commits). Returns each queued change's
+        calls ahead per operation (:attr:`Recorded.calls_ahead`): one count per operation for the
+        whole batch, the batch's own earlier changes added in memory."""
         calls = [{**call, "change_id": cid} for new, cid in changes for call in new.calls]
         if calls:
             await session.execute(insert(_CALLS), calls)
         await session.execute(
             insert(_AUDIT), [{**new.audit, "change_id": cid} for new, cid in changes]
         )
-        for operation in sorted({op for new, _cid in changes for op in new.operations}):
+        operations = sorted({op for new, _cid in changes for op in new.operations})
+        for operation in operations:
             await self._signals.publish(session, WORK, operation)
+        ahead: dict[int, dict[str, int]] = {}
+        in_order = sorted(changes, key=lambda change: change[1])
+        for operation in operations:
+            before = await session.scalar(
+                CALLS_AHEAD, {"operation": operation, "change_id": in_order[0][1]}
+            )
+            count = int(before or 0)
+            for new, cid in in_order:
+                if operation in new.operations:  # queued (not held): in the queue from now on
+                    ahead.setdefault(cid, {})[operation] = count
+                    count += sum(1 for call in new.calls if call["operation"] == operation)
+        return ahead
 
     async def confirm(
         self, change_id: int, user_id: str, *, reporter_id: str, lease: float

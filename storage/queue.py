@@ -21,6 +21,7 @@ from typing import cast
 
 from sqlalchemy import Table, and_, bindparam, func, select, text, update
 
+from storage.changes import CALLS_AHEAD
 from storage.database import Database
 from storage.group_commit import GroupCommit
 from storage.models import Call, CallStatus, utcnow
@@ -113,15 +114,6 @@ def _retrieve(future: asyncio.Future[None]) -> None:
     """Mark a failed write's error as seen: its sender may have been cancelled meanwhile."""
     if not future.cancelled():
         future.exception()
-
-
-#: Built once: it runs before the ack of every change, and a profile of an ack burst showed
-#: building the expression (and its cache key) each time as a large share of the ack's CPU.
-_CALLS_AHEAD = select(func.count()).where(
-    Call.operation == bindparam("operation"),
-    Call.status.in_((CallStatus.QUEUED, CallStatus.RUNNING)),
-    Call.change_id < bindparam("change_id"),
-)
 
 
 class CallQueue:
@@ -317,25 +309,29 @@ class CallQueue:
             return sorted(rows)
 
     async def backlog(self, operation: str, change_id: int) -> tuple[int, float | None]:
-        """Calls of ``operation`` asked for before ``change_id`` and not answered yet, and the
-        mean duration of its recent calls in seconds (None before any was measured)."""
+        """Calls of ``operation`` asked for before ``change_id`` and not answered yet, and
+        :meth:`mean_call_seconds`."""
         async with self._db.sessions() as session:
             ahead = await session.scalar(
-                _CALLS_AHEAD, {"operation": operation, "change_id": change_id}
+                CALLS_AHEAD, {"operation": operation, "change_id": change_id}
             )
-            cached = self._means.get(operation)
-            if cached is not None and time.monotonic() - cached[0] < _MEAN_MAX_AGE:
-                return int(ahead or 0), cached[1]
-            recent = (
-                select(Call.duration_ms)
-                .where(
-                    and_(Call.operation == operation, Call.duration_ms.is_not(None)),
-                )
-                .order_by(Call.finished_at.desc())
-                .limit(_RECENT_CALLS)
-                .subquery()
-            )
+        return int(ahead or 0), await self.mean_call_seconds(operation)
+
+    async def mean_call_seconds(self, operation: str) -> float | None:
+        """The mean duration of ``operation``'s recent calls in seconds (None before any was
+        measured); read at most every few seconds."""
+        cached = self._means.get(operation)
+        if cached is not None and time.monotonic() - cached[0] < _MEAN_MAX_AGE:
+            return cached[1]
+        recent = (
+            select(Call.duration_ms)
+            .where(and_(Call.operation == operation, Call.duration_ms.is_not(None)))
+            .order_by(Call.finished_at.desc())
+            .limit(_RECENT_CALLS)
+            .subquery()
+        )
+        async with self._db.sessions() as session:
             mean_ms = await session.scalar(select(func.avg(recent.c.duration_ms)))
         mean = float(mean_ms) / 1000 if mean_ms is not None else None
         self._means[operation] = (time.monotonic(), mean)
-        return int(ahead or 0), mean
+        return mean

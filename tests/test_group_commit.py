@@ -167,3 +167,44 @@ async def test_a_delivery_repeated_in_the_same_burst_or_after_it_is_one_change(
     async with database.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(Change)) == 3
         assert await session.scalar(select(func.count()).select_from(Call)) == 3
+
+
+async def _record_calls(
+    store: ChangeStore, calls: list[PlannedCall], *, held: bool = False
+) -> Recorded:
+    return await store.record_change(
+        Requester("U1"),
+        text="a change",
+        display="hide",
+        buttons=["dial"],
+        calls=calls,
+        response_url=None,
+        idempotency_key=None,
+        reporter_id="r",
+        lease=30,
+        held=held,
+    )
+
+
+async def test_each_change_of_a_burst_knows_the_calls_ahead_of_it_in_each_operation(
+    store: tuple[ChangeStore, Database],
+) -> None:
+    changes, _database = store
+    before = await _record_calls(changes, [PlannedCall("op", "1", "dial", "hide")] * 3)
+    burst = await asyncio.gather(
+        _record_calls(changes, [PlannedCall("op", "2", "dial", "hide")] * 2),
+        _record_calls(changes, [PlannedCall("op", "3", "dial", "hide")], held=True),
+        _record_calls(
+            changes,
+            [PlannedCall("op", "4", "dial", "hide"), PlannedCall("other", "9", "dial", "hide")],
+        ),
+        _record_calls(changes, [PlannedCall("other", "8", "dial", "hide")]),
+    )
+    assert before.calls_ahead == {"op": 0}
+    assert [r.calls_ahead for r in burst] == [
+        {"op": 3},
+        {},  # held: not in any queue yet
+        {"op": 5, "other": 0},  # the held change's call is not ahead of it
+        {"other": 1},
+    ]
+    assert len({r.change_id for r in [before, *burst]}) == 5

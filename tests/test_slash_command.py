@@ -3,6 +3,7 @@ and back into Slack (the fake Web API), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -246,3 +247,20 @@ async def test_the_ack_names_the_teams_and_agents_asked_for(agentbox: Harness) -
     text = ack_text(await agentbox.slash("hide dial team:ventas 1005"))
 
     assert "team `ventas` and agent 1005" in text and "4 calls" in text
+
+
+async def test_the_ack_says_how_many_calls_wait_ahead_even_within_a_burst(
+    agentbox: Harness,
+) -> None:
+    agentbox.simulator.hold()  # wolkvox takes the first call and does not answer yet
+    assert "Waiting behind" not in ack_text(await agentbox.slash("hide dial 1001-1003"))
+    await agentbox.simulator.wait_in_flight(TOKEN, 1)
+
+    burst = await asyncio.gather(*(agentbox.slash(f"hide dial {a}") for a in (1004, 1005)))
+    waiting = sorted(ack_text(response) for response in burst)
+
+    # 3 calls of the first change (one in flight); the burst's second also waits for its first.
+    assert "Waiting behind 3 calls" in waiting[0] and "position 4" in waiting[0]
+    assert "Waiting behind 4 calls" in waiting[1] and "position 5" in waiting[1]
+    agentbox.simulator.release()
+    await agentbox.idle()
