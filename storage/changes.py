@@ -151,6 +151,13 @@ CALLS_AHEAD = select(func.count()).where(
 )
 
 
+#: (answered calls, all calls) of a change: read each time one of its calls is answered.
+_PROGRESS = select(
+    func.sum(func.cast(Call.status.in_((CallStatus.SUCCEEDED, CallStatus.FAILED)), Integer)),
+    func.count(),
+).where(Call.change_id == bindparam("change_id"))
+
+
 #: The idempotency key of a timed change's automatic revert is this and the timed change's id.
 TIMER_KEY_PREFIX = "timer:"
 
@@ -517,15 +524,8 @@ class ChangeStore:
 
     async def progress(self, change_id: int) -> tuple[int, int]:
         """(answered calls, all calls) of a change."""
-        answered = func.sum(
-            func.cast(Call.status.in_((CallStatus.SUCCEEDED, CallStatus.FAILED)), Integer)
-        )
         async with self._db.sessions() as session:
-            row = (
-                await session.execute(
-                    select(answered, func.count()).where(Call.change_id == change_id)
-                )
-            ).one()
+            row = (await session.execute(_PROGRESS, {"change_id": change_id})).one()
         return int(row[0] or 0), int(row[1] or 0)
 
     async def set_progress_message(self, change_id: int, channel: str, ts: str) -> None:

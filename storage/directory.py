@@ -9,6 +9,7 @@ from datetime import datetime
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
 
 from storage.audit import AuditEntry, add_audit
 from storage.database import Database
@@ -206,9 +207,11 @@ class Directory:
 
     async def teams(self) -> list[TeamRecord]:
         async with self._db.sessions() as session:
-            teams = list(await session.scalars(select(Team).order_by(Team.name)))
-            for team in teams:
-                await session.refresh(team, ["agents"])
+            # Two queries whatever the number of teams (not one more per team): the snapshot
+            # of the slash-command path reloads every team each second while commands arrive.
+            teams = await session.scalars(
+                select(Team).options(selectinload(Team.agents)).order_by(Team.name)
+            )
             return [_team_record(team) for team in teams]
 
     async def create_team(
