@@ -176,6 +176,8 @@ class Services:
             lease=settings.agentbox_reporter_lease_seconds,
             approvals=approvals,
         )
+        # A change is read again as soon as this process answered its last open call.
+        dispatcher.on_call_done = lambda call, _outcome: changes.note_answered(call.change_id)
         timed = TimedChanges(
             store,
             History(database),

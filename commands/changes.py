@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 
 #: Before any call was measured, estimates assume this many seconds per call.
 DEFAULT_CALL_SECONDS = 1.0
+#: How often at most a followed change's progress is read while its calls are answered elsewhere
+#: than in this process (see :meth:`ChangeService.follow`).
+PROGRESS_READ_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -218,7 +221,9 @@ class ChangeService:
         self._concurrency = concurrency
         self._lease = lease
         self._stopping = asyncio.Event()
-        self._following: set[int] = set()  # changes a ``follow`` of this process reports
+        # Changes a ``follow`` of this process reports, with the calls of each that this
+        # process's dispatcher answered since (:meth:`note_answered`).
+        self._following: dict[int, int] = {}
 
     @property
     def lease(self) -> float:
@@ -657,10 +662,16 @@ class ChangeService:
 
         Returns None when this replica stops first (shutdown: the listener is told, and the lease is
         released so another replica goes on at once) or when another replica took the change over.
+
+        Progress is read from the database at once when this process's own dispatcher has
+        answered every call still open at the last read (:meth:`note_answered`), and otherwise
+        at most every :data:`PROGRESS_READ_SECONDS`: a change of many calls is not read again
+        for each of them (the progress message shows at most one update a second anyway), and an
+        answer from another replica or a failed token (only a wake-up here) is still seen soon.
         """
         key = str(change_id)
         renewed = time.monotonic()
-        self._following.add(change_id)
+        self._following[change_id] = 0
         try:
             while True:
                 changed = self._signals.waiter(CHANGE, key)  # before reading: no wake-up missed
@@ -674,6 +685,8 @@ class ChangeService:
                             log.info("change %s is reported by another replica now", change_id)
                             return None
                         renewed = time.monotonic()
+                    answered_before = self._following[change_id]
+                    read_at = time.monotonic()
                     done, total = await self._store.progress(change_id)
                     if total == 0:
                         return None
@@ -708,10 +721,39 @@ class ChangeService:
                     )
                     await wait(changed, min(1.0, self._lease / 3))
                     continue
-                await wait(changed, self._lease / 3)  # stop_following() fires it too
+                await self._until_worth_reading(
+                    change_id, changed, read_at, open_calls=total - done, since=answered_before
+                )
         finally:
-            self._following.discard(change_id)
+            self._following.pop(change_id, None)
             self._signals.forget(CHANGE, key)
+
+    async def _until_worth_reading(
+        self, change_id: int, changed: asyncio.Event, read_at: float, *, open_calls: int, since: int
+    ) -> None:
+        """Return when reading the change's progress again is worth it: this process answered
+        all of its ``open_calls`` (counted from ``since``), the follow must stop, or a wake-up
+        came and the last read (at ``read_at``) is :data:`PROGRESS_READ_SECONDS` old. Without any
+        wake-up, after a third of the lease (it is renewed then)."""
+        deadline: float | None = None  # from the first wake-up on
+        while True:
+            timeout = self._lease / 3 if deadline is None else deadline - time.monotonic()
+            if timeout <= 0 or not await wait(changed, timeout):  # stop_following() fires it
+                return
+            if self._stopping.is_set() or self._following.get(change_id, 0) - since >= open_calls:
+                return
+            if deadline is None:
+                deadline = read_at + PROGRESS_READ_SECONDS
+            # No await since the check above: a pulse from now on wakes this waiter.
+            changed = self._signals.waiter(CHANGE, str(change_id))
+
+    def note_answered(self, change_id: int) -> None:
+        """This process's dispatcher recorded the answer of one of ``change_id``'s calls (it is
+        durable): a hint for :meth:`follow` that the change may be done."""
+        if change_id in self._following:
+            self._following[change_id] += 1
+            # The step writer woke the follower before this count moved: wake it again.
+            self._signals.notify(CHANGE, str(change_id))
 
     async def _trail_channels(self, record: ChangeRecord) -> tuple[str, ...]:
         snapshot = await self._snapshots.get()

@@ -10,6 +10,7 @@ import time
 import pytest
 from sqlalchemy import select
 
+from commands import changes
 from storage.models import AuditEvent, Call, Change
 from tests.harness import ADMIN, CHANNEL, STRANGER, TOKEN, Harness, ack_text, start_harness
 from wolkvox.simulator import Simulator
@@ -264,3 +265,22 @@ async def test_the_ack_says_how_many_calls_wait_ahead_even_within_a_burst(
     assert "Waiting behind 4 calls" in waiting[1] and "position 5" in waiting[1]
     agentbox.simulator.release()
     await agentbox.idle()
+
+
+async def test_a_change_ends_as_soon_as_its_last_call_is_answered_here(
+    database_url: str, simulator: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Progress is read at most this often while calls are answered elsewhere; the answers of
+    # this process's own dispatcher end the change at once all the same.
+    monkeypatch.setattr(changes, "PROGRESS_READ_SECONDS", 3600.0)
+    async with start_harness(database_url=database_url, simulator=simulator) as box:
+        simulator.hold()  # wolkvox keeps the first call waiting ...
+        await box.slash("hide dial 1001-1020")
+        # ... until the change's progress was read once (its progress message is posted).
+        await box.slack.wait_for(lambda: bool(box.slack.messages_in(CHANNEL)))
+        simulator.release()
+        async with asyncio.timeout(5):  # far below the read interval and the lease
+            await box.idle()
+        summary = box.last_message().text
+        assert "1001" in summary and "1020" in summary
+        assert all(simulator.button_state(str(a), "dial") == "hide" for a in range(1001, 1021))
