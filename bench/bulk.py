@@ -9,11 +9,13 @@ from pathlib import Path
 from statistics import median
 
 import bench.plots as plots
+from bench.overhead import bare_calls
 from bench.results import Figure, Section, Target, format_spread
 from bench.scenarios import (
     BulkRun,
     Context,
     ProcessTimes,
+    SimulatorCounts,
     Summaries,
     error_notes,
     measure_bulk,
@@ -23,6 +25,8 @@ from bench.stats import Spread
 from bot.fake_slack import FakeSlack
 
 TARGET_RATIO = 1.05
+#: Calls of the bare loop that shows, for each L, the ratio a client alone reaches (the floor).
+FLOOR_CALLS = 100
 Cell = tuple[int, float, int]
 """(agents N, latency L in seconds, concurrency C)"""
 
@@ -41,9 +45,21 @@ async def measure(ctx: Context) -> Section:
         for agents in plan.bulk_agents
     ]
     results: dict[Cell, list[BulkRun]] = {cell: [] for cell in cells}
+    floors: dict[float, list[float]] = {latency: [] for latency in plan.bulk_latencies_s}
     servers: list[ProcessTimes] = []
     runs = plan.runs_for("bulk")
     for run in range(1, runs + 1):
+        for latency in plan.bulk_latencies_s:
+            # The floor: a bare httpx loop, one call after the other, against the same simulator.
+            await simulator.configure(latency=latency)
+            await simulator.reset()
+            await bare_calls(simulator.url, FLOOR_CALLS, 90_000)
+            span = SimulatorCounts.of(await simulator.stats()).span_s
+            floors[latency].append(span / (FLOOR_CALLS * latency))
+            ctx.say(
+                f"bulk floor L={latency * 1000:g} ms, run {run}/{runs}: a bare httpx loop "
+                f"reaches {floors[latency][-1]:.3f}"
+            )
         for concurrency in plan.bulk_concurrency:
             summaries = Summaries()
             async with (
@@ -71,11 +87,15 @@ async def measure(ctx: Context) -> Section:
                         f"{result.ratio:.3f})"
                     )
                 servers.append(await server.stop(config))
-    return _section(ctx, cells, results, servers)
+    return _section(ctx, cells, results, floors, servers)
 
 
 def _section(
-    ctx: Context, cells: list[Cell], results: dict[Cell, list[BulkRun]], servers: list[ProcessTimes]
+    ctx: Context,
+    cells: list[Cell],
+    results: dict[Cell, list[BulkRun]],
+    floors: dict[float, list[float]],
+    servers: list[ProcessTimes],
 ) -> Section:
     plan = ctx.plan
     section = Section(
@@ -92,7 +112,10 @@ def _section(
             f"means agentbox adds nothing; the target is at most {TARGET_RATIO}. One server per "
             f"C and run (SQLite), the cells one after the other. The *calls' span* is the same "
             f"ratio seen from the simulator: first call arriving to last call answered, which "
-            f"leaves out the ack, the first claim and the summary."
+            f"leaves out the ack, the first claim and the summary. Before the cells, in each "
+            f"run, a bare `httpx.AsyncClient` loop sends {FLOOR_CALLS} calls one after the other "
+            f"to the same simulator at each L (timed by the simulator like the calls' span): "
+            f"the ratio a client alone reaches on this machine, the *floor* for C=1."
         ),
     )
     section.details.append(
@@ -139,9 +162,15 @@ def _section(
                 ratio.verdict,
             ]
         )
+    for latency, ratios in floors.items():
+        section.figures.append(
+            Figure(f"bare httpx loop's ratio (the floor), L={latency * 1000:g} ms", "x", ratios)
+        )
     section.commentary = _commentary(cells, results)
+    section.commentary += _floor_notes(cells, results, floors)
     section.commentary += error_notes("bulk server", servers)
     section.raw = {cell_name(cell): [asdict(run) for run in results[cell]] for cell in cells}
+    section.raw["floors"] = {f"L={lat * 1000:g} ms": ratios for lat, ratios in floors.items()}
 
     def draw(out: Path) -> list[Path]:
         return [plots.bulk(out, [(cell_name(c), results[c]) for c in cells], TARGET_RATIO)]
@@ -223,4 +252,33 @@ def _commentary(cells: list[Cell], results: dict[Cell, list[BulkRun]]) -> list[s
     refused = sum(r.simulator_calls_refused for c in cells for r in results[c])
     if refused:
         notes.append(f"The simulator refused {refused} calls in all (see the raw numbers).")
+    return notes
+
+
+def _floor_notes(
+    cells: list[Cell], results: dict[Cell, list[BulkRun]], floors: dict[float, list[float]]
+) -> list[str]:
+    notes: list[str] = []
+    for latency, ratios in floors.items():
+        if not ratios:
+            continue
+        floor = median(ratios)
+        mine = [c for c in cells if c[1] == latency and c[2] == 1]
+        spans = [median(r.calls_ratio for r in results[c]) for c in mine]
+        text = (
+            f"At L={latency * 1000:g} ms a bare httpx loop against the same simulator reaches "
+            f"{floor:.3f} on its own: the client, the simulator and the machine's timers cost "
+            f"{(floor - 1) * latency * 1000:.1f} ms per call before agentbox does anything"
+        )
+        if spans and not any(math.isnan(v) for v in spans):
+            text += (
+                f"; agentbox's calls' span at C=1 is {min(spans):.3f}-{max(spans):.3f}, "
+                f"{(min(spans) - floor) * latency * 1000:.1f}-"
+                f"{(max(spans) - floor) * latency * 1000:.1f} ms per call above it"
+            )
+        if floor > TARGET_RATIO:
+            text += f". The target of {TARGET_RATIO} is below this floor here."
+        else:
+            text += "."
+        notes.append(text)
     return notes
