@@ -112,6 +112,25 @@ async def _apply(
     await run_agentbox(config, ["apply", str(path)], env=env | tokens, cwd=workdir)
 
 
+async def _warm_up(
+    ctx: Context, server: Server, slack: FakeSlack, summaries: Summaries, k: int
+) -> None:
+    """One whole change on operation ``k`` (no group's), until its summary: the first change
+    after a start loads code and prepares statements, which is not the steady state measured."""
+    async with open_http(ctx.config, server.url, 2) as http:
+        await warm_up(http, server, slack)
+        body, headers = server.slash(
+            f"hide dial team:bench-t{k}", slack.new_response_url(), channel=_channel(k)
+        )
+        ack = await http.send("POST", SLACK_EVENTS_PATH, content=body, headers=headers)
+        if not accepted(ack):
+            raise BenchError(f"the warm-up change was not accepted: {describe(ack)}")
+        try:
+            await slack.wait_for(lambda: _channel(k) in summaries.at, within=60)
+        except TimeoutError:
+            raise BenchError("the warm-up change's summary did not reach Slack") from None
+
+
 async def _group(
     ctx: Context, server: Server, slack: FakeSlack, summaries: Summaries, group: range
 ) -> TokensRun:
@@ -184,9 +203,10 @@ async def measure(ctx: Context) -> Section:
     for run in range(1, plan.runs + 1):
         await simulator.configure(latency=plan.token_latency_s)
         key = generate_key()
+        # One more operation than the groups use, for the warm-up change.
         tokens = {
             f"BENCH_TOKEN_{k}": f"wv-bench-op{k}-{secrets.token_hex(8)}"
-            for k in range(1, total + 1)
+            for k in range(1, total + 2)
         }
 
         summaries = Summaries()
@@ -197,9 +217,10 @@ async def measure(ctx: Context) -> Section:
                 simulator,
                 slack,
                 extra_env={"AGENTBOX_ENCRYPTION_KEYS": key},
-                before_start=partial(_apply, config, _config(total, plan.token_agents), tokens),
+                before_start=partial(_apply, config, _config(total + 1, plan.token_agents), tokens),
             ) as server,
         ):
+            await _warm_up(ctx, server, slack, summaries, total + 1)
             for group in groups:
                 result = await _group(ctx, server, slack, summaries, group)
                 results[len(group)].append(result)
@@ -227,7 +248,8 @@ def _section(
             f"{', '.join(map(str, plan.token_operations))}. Every run stores all "
             f"{sum(plan.token_operations)} operations with `agentbox apply` on a fresh SQLite "
             f"database and starts one `agentbox serve`; each K uses operations of its own, one "
-            f"K after the other. The simulator answers "
+            f"K after the other, after one warm-up change on an operation of its own (the first "
+            f"change after a start loads code and prepares statements). The simulator answers "
             f"each call after {latency_ms:g} ms and each token may have one call in flight, so the "
             f"tokens together allow K / {latency_ms:g} ms = {1 / plan.token_latency_s:g} x K "
             f"calls per second. Throughput is the calls answered over the time from sending the "
