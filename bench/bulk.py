@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 from statistics import median
 
+import aiohttp
+
 import bench.plots as plots
-from bench.overhead import bare_calls
+from bench.processes import BenchError
 from bench.results import Figure, Section, Target, format_spread
 from bench.scenarios import (
+    WOLKVOX_SERVER,
     BulkRun,
     Context,
     ProcessTimes,
@@ -23,6 +27,7 @@ from bench.scenarios import (
 )
 from bench.stats import Spread
 from bot.fake_slack import FakeSlack
+from wolkvox.client import AGENT_DISPLAY_PATH
 
 TARGET_RATIO = 1.05
 #: Calls of the bare loop that shows, for each L, the ratio a client alone reaches (the floor).
@@ -50,14 +55,14 @@ async def measure(ctx: Context) -> Section:
     runs = plan.runs_for("bulk")
     for run in range(1, runs + 1):
         for latency in plan.bulk_latencies_s:
-            # The floor: a bare httpx loop, one call after the other, against the same simulator.
+            # The floor: a bare aiohttp loop, one call after the other, to the same simulator.
             await simulator.configure(latency=latency)
             await simulator.reset()
-            await bare_calls(simulator.url, FLOOR_CALLS, 90_000)
+            await bare_aiohttp_calls(simulator.url, FLOOR_CALLS, 90_000)
             span = SimulatorCounts.of(await simulator.stats()).span_s
             floors[latency].append(span / (FLOOR_CALLS * latency))
             ctx.say(
-                f"bulk floor L={latency * 1000:g} ms, run {run}/{runs}: a bare httpx loop "
+                f"bulk floor L={latency * 1000:g} ms, run {run}/{runs}: a bare aiohttp loop "
                 f"reaches {floors[latency][-1]:.3f}"
             )
         for concurrency in plan.bulk_concurrency:
@@ -113,9 +118,9 @@ def _section(
             f"C and run (SQLite), the cells one after the other. The *calls' span* is the same "
             f"ratio seen from the simulator: first call arriving to last call answered, which "
             f"leaves out the ack, the first claim and the summary. Before the cells, in each "
-            f"run, a bare `httpx.AsyncClient` loop sends {FLOOR_CALLS} calls one after the other "
-            f"to the same simulator at each L (timed by the simulator like the calls' span): "
-            f"the ratio a client alone reaches on this machine, the *floor* for C=1."
+            f"run, a bare `aiohttp` loop (the lightest client here) sends {FLOOR_CALLS} calls one "
+            f"after the other to the same simulator at each L, timed by the simulator like the "
+            f"calls' span: the ratio a client alone reaches on this machine, the *floor* for C=1."
         ),
     )
     section.details.append(
@@ -164,7 +169,7 @@ def _section(
         )
     for latency, ratios in floors.items():
         section.figures.append(
-            Figure(f"bare httpx loop's ratio (the floor), L={latency * 1000:g} ms", "x", ratios)
+            Figure(f"bare aiohttp loop's ratio (the floor), L={latency * 1000:g} ms", "x", ratios)
         )
     section.commentary = _commentary(cells, results)
     section.commentary += _floor_notes(cells, results, floors)
@@ -263,18 +268,20 @@ def _floor_notes(
         if not ratios:
             continue
         floor = median(ratios)
+        ms = latency * 1000
         mine = [c for c in cells if c[1] == latency and c[2] == 1]
         spans = [median(r.calls_ratio for r in results[c]) for c in mine]
         text = (
-            f"At L={latency * 1000:g} ms a bare httpx loop against the same simulator reaches "
-            f"{floor:.3f} on its own: the client, the simulator and the machine's timers cost "
-            f"{(floor - 1) * latency * 1000:.1f} ms per call before agentbox does anything"
+            f"At L={ms:g} ms a bare aiohttp loop against the same simulator reaches {floor:.3f} "
+            f"on its own: the client, the simulator and the machine's timers (a sleep of L ends "
+            f"up to a millisecond late) cost {(floor - 1) * ms:.1f} ms per call before agentbox "
+            f"does anything"
         )
         if spans and not any(math.isnan(v) for v in spans):
+            above = [(v - floor) * ms for v in spans]
             text += (
                 f"; agentbox's calls' span at C=1 is {min(spans):.3f}-{max(spans):.3f}, "
-                f"{(min(spans) - floor) * latency * 1000:.1f}-"
-                f"{(max(spans) - floor) * latency * 1000:.1f} ms per call above it"
+                f"{min(above):.1f} to {max(above):.1f} ms per call above it"
             )
         if floor > TARGET_RATIO:
             text += f". The target of {TARGET_RATIO} is below this floor here."
@@ -282,3 +289,25 @@ def _floor_notes(
             text += "."
         notes.append(text)
     return notes
+
+
+async def bare_aiohttp_calls(url: str, calls: int, first_agent: int) -> float:
+    """``calls`` agent_display calls one after the other with a plain aiohttp session; wall
+    seconds. The same request agentbox sends (POST, the query string, the two headers)."""
+    async with aiohttp.ClientSession() as http:
+        started = time.perf_counter()
+        for agent in range(first_agent, first_agent + calls):
+            async with http.post(
+                url + AGENT_DISPLAY_PATH,
+                params={
+                    "agent_id": str(agent),
+                    "api": "agent_display",
+                    "display": "hide",
+                    "button": "dial",
+                },
+                headers={"wolkvox-token": "wv-bench-bare", "wolkvox_server": WOLKVOX_SERVER},
+            ) as response:
+                await response.read()
+                if response.status != 200:
+                    raise BenchError(f"the bare call was answered {response.status}")
+        return time.perf_counter() - started

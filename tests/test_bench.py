@@ -66,7 +66,7 @@ def test_quick_run_writes_the_report_its_plots_and_numbers(tmp_path: Path) -> No
     assert [f["label"] for f in bulk] == [
         "bulk ratio to N x L / C, N=10, L=20 ms, C=1",
         "bulk ratio to N x L / C, N=10, L=20 ms, C=2",
-        "bare httpx loop's ratio (the floor), L=20 ms",
+        "bare aiohttp loop's ratio (the floor), L=20 ms",
     ]
     # Neither agentbox's send-to-summary time nor a bare client can beat every call back to back
     # at the simulator's latency.
