@@ -28,7 +28,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# The benchmarks against agentbox's limits (about 12 minutes): prints the table and writes
+# The benchmarks against agentbox's limits (about 8 minutes): prints the table and writes
 # bench/report/REPORT.md with its PNG plots and results.json. BENCH_ARGS="--quick" for a smoke run.
 bench: install
 	$(BIN)/python -m bench $(BENCH_ARGS)

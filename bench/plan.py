@@ -1,6 +1,6 @@
 """What each measurement runs: sizes, latencies and run counts, for the full run and ``--quick``.
 
-The full run's sizes are the issue's; its run counts keep the whole run near 12 minutes on a
+The full run's sizes are the issue's; its run counts keep the whole run near 8 minutes on a
 quiet 2-core machine: 3 runs each, but 2 for the bulk matrix (which waits about 110 s per run for
 the simulated wolkvox latency alone) and for the database comparison (many process starts).
 """

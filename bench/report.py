@@ -243,7 +243,7 @@ def render_markdown(report: Report, out: Path) -> str:
         "plots and `results.json` (every run's raw numbers) into `bench/report/`. "
         "`--only ack,bulk,…` picks measurements, `--runs N` sets every run count, `--quick` is "
         "a one-minute smoke test. The default run counts (3; 2 for the bulk matrix and the "
-        "database comparison) keep the full run near 12 minutes on a quiet 2-core machine; the "
+        "database comparison) keep the full run near 8 minutes on a quiet 2-core machine; the "
         "bulk matrix alone waits about 110 s per run for the simulated wolkvox latency. CPU "
         "figures are the server process's (user + system); *waiting for a core* is the time its "
         "event loop was ready to run but another process held the CPU (Linux schedstat), which "
