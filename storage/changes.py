@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import cast
 
 from sqlalchemy import Integer, Table, and_, bindparam, func, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -268,10 +268,12 @@ class ChangeStore:
             return await self._record_one(new, ends_timer_of=reverts_change_id)
         return await self._new_changes.submit(new)
 
-    async def _record_changes(self, batch: Sequence[_NewChange]) -> list[Recorded]:
+    async def _record_changes(self, batch: Sequence[_NewChange]) -> list[Recorded | Exception]:
         """One transaction for a batch of new changes (storage/group_commit.py): three multi-row
         inserts, whatever the batch's size. A second delivery of an idempotency key, already
-        stored or earlier in the same batch, stores nothing and names the first change."""
+        stored or earlier in the same batch, stores nothing and names the first change. If the
+        database refuses the batch, each change is tried alone: one that cannot be stored fails
+        by itself, not the commands that arrived with it."""
         keys = [new.key for new in batch if new.key is not None]
         try:
             async with self._db.transaction() as session:
@@ -300,15 +302,21 @@ class ChangeStore:
                         )
                     ).all()
                     ahead = await self._insert_rest(session, list(zip(fresh, ids, strict=True)))
-        except IntegrityError:
-            if not keys:
+        except DBAPIError as error:
+            if len(batch) == 1 and not (keys and isinstance(error, IntegrityError)):
                 raise
             # Another replica stored one of these keys between the read and the insert (on
-            # PostgreSQL): each on its own then, where a duplicate is found and named.
-            return [await self._record_one(new) for new in batch]
+            # PostgreSQL), where a duplicate is found and named; or one change is refused.
+            alone: list[Recorded | Exception] = []
+            for new in batch:
+                try:
+                    alone.append(await self._record_one(new))
+                except Exception as refused:
+                    alone.append(refused)
+            return alone
         fresh_ids = {id(new): change_id for new, change_id in zip(fresh, ids, strict=True)}
         first_of_key = {new.key: fresh_ids[id(new)] for new in fresh if new.key is not None}
-        results: list[Recorded] = []
+        results: list[Recorded | Exception] = []
         for new in batch:
             if id(new) in fresh_ids:
                 change_id = fresh_ids[id(new)]

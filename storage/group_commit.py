@@ -22,9 +22,9 @@ from typing import Generic, TypeVar
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
-#: ``write(items)`` stores every item and returns one result per item, in order; or raises, and
-#: then none of them is stored.
-BatchWriter = Callable[[Sequence[Item]], Awaitable[Sequence[Result]]]
+#: ``write(items)`` stores the items and returns one result per item, in order: an exception in
+#: that list fails only its own item. Or it raises, and then none of them is stored.
+BatchWriter = Callable[[Sequence[Item]], Awaitable[Sequence[Result | Exception]]]
 
 
 class GroupCommit(Generic[Item, Result]):
@@ -77,5 +77,9 @@ class GroupCommit(Generic[Item, Result]):
                         future.set_exception(mismatch)
                 continue
             for (_item, future), result in zip(batch, results, strict=True):
-                if not future.done():
+                if future.done():
+                    continue
+                if isinstance(result, Exception):
+                    future.set_exception(result)
+                else:
                     future.set_result(result)

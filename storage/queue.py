@@ -185,7 +185,7 @@ class CallQueue:
         with contextlib.suppress(Exception):
             await self.step()
 
-    async def _write_steps(self, batch: Sequence[_Step]) -> list[None]:
+    async def _write_steps(self, batch: Sequence[_Step]) -> list[Exception | None]:
         changes = await self._write(batch)
         for change in changes:  # once durable: whoever follows the change reads the answer
             self._signals.notify(CHANGE, change)

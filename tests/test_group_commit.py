@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from storage import migrate
 from storage.changes import ChangeStore, PlannedCall, Recorded, Requester
@@ -94,6 +95,17 @@ async def test_a_caller_that_stops_waiting_does_not_stop_the_write() -> None:
     writer.release.set()
     assert await first == "A" and await stays == "C"
     assert writer.batches == [["a"], ["b", "c"]]
+
+
+async def test_an_item_the_writer_refuses_fails_alone() -> None:
+    async def write(items: Sequence[str]) -> list[str | Exception]:
+        return [ValueError(item) if item == "bad" else item.upper() for item in items]
+
+    group: GroupCommit[str, str] = GroupCommit(write)
+    good, bad = group.enqueue("good"), group.enqueue("bad")
+    assert await good == "GOOD"
+    with pytest.raises(ValueError, match="bad"):
+        await bad
 
 
 def test_max_batch_must_be_positive() -> None:
@@ -208,3 +220,32 @@ async def test_each_change_of_a_burst_knows_the_calls_ahead_of_it_in_each_operat
         {"other": 1},
     ]
     assert len({r.change_id for r in [before, *burst]}) == 5
+
+
+async def test_a_change_the_database_refuses_does_not_fail_the_burst_it_came_with(
+    store: tuple[ChangeStore, Database],
+) -> None:
+    changes, database = store
+    refused = Requester(None)  # type: ignore[arg-type]  # NOT NULL: refused by both databases
+    burst = await asyncio.gather(
+        _record(changes, "1001", "slash:A"),
+        changes.record_change(
+            refused,
+            text="hide dial 1002",
+            display="hide",
+            buttons=["dial"],
+            calls=[PlannedCall("op", "1002", "dial", "hide")],
+            response_url=None,
+            idempotency_key="slash:B",
+            reporter_id="r",
+            lease=30,
+        ),
+        _record(changes, "1003", None),
+        return_exceptions=True,
+    )
+    first, failed, third = burst
+    assert isinstance(failed, IntegrityError)
+    assert isinstance(first, Recorded) and isinstance(third, Recorded)
+    async with database.sessions() as session:
+        texts = sorted((await session.scalars(select(Change.text))).all())
+    assert texts == ["hide dial 1001", "hide dial 1003"]
