@@ -387,6 +387,27 @@ async def test_every_call_of_a_change_starts_before_any_call_of_the_next(
         assert simulator.button_state(agent, "dial") == "show", "the later change wins"
 
 
+async def test_an_answer_is_reported_once_durable_while_the_next_call_is_in_flight(
+    rigs: Rigs,
+) -> None:
+    # Whoever follows a change learns of its last answer from this report (commands/changes.py);
+    # it must not wait until the sender is done with the calls after it.
+    client = GatedClient(hold_every_call=True)
+    rig = await rigs.make(client)
+    await rig.record(planned("1001"), planned("1002"))
+    rig.dispatcher.wake(OP_A)
+    await client.wait_started(1)
+
+    client.release(0)  # the first call answers; the second starts and is held
+    await client.wait_started(2)
+    await rig.wait_done(1)
+
+    assert [call.request.agent_id for call, _outcome in rig.done] == ["1001"]
+    assert client.in_flight[TOKEN_A] == 1, "the second call is still in flight"
+    client.release(1)
+    await rig.wait_done(2)
+
+
 async def test_two_operations_progress_independently(rigs: Rigs) -> None:
     client = GatedClient()
     client.close_token(TOKEN_A)  # wolkvox keeps operation A's first call waiting

@@ -49,6 +49,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Protocol
 
 from wolkvox.errors import MissingToken, WolkvoxError
@@ -375,27 +376,27 @@ class _Lane:
             raise
 
     async def _send_calls(self, slot: int) -> None:
-        # Steps written or being written, oldest first, with the answer each one records.
-        unsettled: deque[tuple[asyncio.Future[None], tuple[QueuedCall, CallOutcome] | None]] = (
-            deque()
-        )
+        # Steps written or being written, oldest first.
+        unsettled: deque[asyncio.Future[None]] = deque()
 
         async def settle(keep: int) -> None:
-            """Wait until at most ``keep`` steps are not durable; report the answers that are."""
+            """Wait until at most ``keep`` steps are not durable."""
             while len(unsettled) > keep:
-                written, answer = unsettled[0]
+                written = unsettled[0]
                 await written
                 unsettled.popleft()
                 self._writes.discard(written)
-                if answer is not None:
-                    self._dispatcher._answered(*answer)
 
         def write(
             answered: tuple[QueuedCall, CallOutcome] | None, started: QueuedCall | None
         ) -> None:
             written = self._queue.step(answered=answered, started=started)
             self._writes.add(written)
-            unsettled.append((written, answered))
+            unsettled.append(written)
+            if answered is not None:
+                # Reported as soon as it is durable (steps become durable in order), not when
+                # this sender next settles: whoever follows the change learns of it at once.
+                written.add_done_callback(partial(self._report, answered))
 
         answered: tuple[QueuedCall, CallOutcome] | None = None
         while True:
@@ -419,6 +420,13 @@ class _Lane:
                 await settle(0)
                 await self._fail_token(answered)
                 return
+
+    def _report(
+        self, answered: tuple[QueuedCall, CallOutcome], written: asyncio.Future[None]
+    ) -> None:
+        """``answered``'s step is done: report the answer if it was recorded."""
+        if not written.cancelled() and written.exception() is None:
+            self._dispatcher._answered(*answered)
 
     async def _fail_token(self, answered: tuple[QueuedCall, CallOutcome]) -> None:
         """The token is unusable: record this answer, then fail the calls still queued."""
