@@ -65,10 +65,11 @@ class Admission:
         """Wait until no slash command is being taken and none arrived for ``gap`` seconds, at
         most ``at_most`` seconds; True if it got quiet.
 
-        Work that can wait (following a change's progress, refreshing App Home) waits here first,
-        so that a burst's acks are not queued behind it on the event loop. The gap makes it wait
-        for the end of a burst, not for a moment between two of its commands; the bound keeps a
-        steady stream of commands from holding it back for ever.
+        Work that can wait (following a new change's progress, and the App Home refresh after
+        it: bot/app.py) waits here first, so that a burst's acks are not queued behind it on the
+        event loop. The gap makes it wait for the end of a burst, not for a moment between two
+        of its commands; the bound keeps a steady stream of commands from holding it back for
+        ever.
         """
         try:
             async with asyncio.timeout(at_most):

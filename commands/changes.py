@@ -749,7 +749,8 @@ class ChangeService:
 
     def note_answered(self, change_id: int) -> None:
         """This process's dispatcher recorded the answer of one of ``change_id``'s calls (it is
-        durable): a hint for :meth:`follow` that the change may be done."""
+        durable): a hint for :meth:`follow` that the change may be done. Only a hint: an answer
+        counted here may already be in the last read, which costs one more read, no more."""
         if change_id in self._following:
             self._following[change_id] += 1
             # The step writer woke the follower before this count moved: wake it again.

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import cast
 
 from sqlalchemy import Integer, Table, and_, bindparam, func, insert, or_, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -100,7 +100,8 @@ class Recorded:
     change_id: int
     duplicate: bool = False
     #: For each operation a new change queued calls for: how many calls of it, asked for before
-    #: them, were not answered yet (read in the transaction that stored the change).
+    #: them, were not answered yet (read in the transaction that stored the change, so on
+    #: PostgreSQL another replica's changes committing at the same moment are not counted).
     calls_ahead: Mapping[str, int] = field(default_factory=dict, compare=False)
 
 
@@ -272,8 +273,8 @@ class ChangeStore:
         """One transaction for a batch of new changes (storage/group_commit.py): three multi-row
         inserts, whatever the batch's size. A second delivery of an idempotency key, already
         stored or earlier in the same batch, stores nothing and names the first change. If the
-        database refuses the batch, each change is tried alone: one that cannot be stored fails
-        by itself, not the commands that arrived with it."""
+        database refuses the batch's values, each change is tried alone: one that cannot be
+        stored fails by itself, not the commands that arrived with it."""
         keys = [new.key for new in batch if new.key is not None]
         try:
             async with self._db.transaction() as session:
@@ -302,11 +303,13 @@ class ChangeStore:
                         )
                     ).all()
                     ahead = await self._insert_rest(session, list(zip(fresh, ids, strict=True)))
-        except DBAPIError as error:
-            if len(batch) == 1 and not (keys and isinstance(error, IntegrityError)):
+        except (IntegrityError, DataError) as error:
+            if error.connection_invalidated or (len(batch) == 1 and not keys):
                 raise
             # Another replica stored one of these keys between the read and the insert (on
-            # PostgreSQL), where a duplicate is found and named; or one change is refused.
+            # PostgreSQL), where a duplicate is found and named; or the database refused one
+            # change's values. Not for a database that is away: every change would wait for it
+            # again, one after the other, while later commands wait behind them.
             alone: list[Recorded | Exception] = []
             for new in batch:
                 try:
