@@ -12,10 +12,10 @@ from statistics import median
 import aiohttp
 
 import bench.plots as plots
+from bench.overhead import BARE_HEADERS, bare_query
 from bench.processes import BenchError
 from bench.results import Figure, Section, Target, format_spread
 from bench.scenarios import (
-    WOLKVOX_SERVER,
     BulkRun,
     Context,
     ProcessTimes,
@@ -298,14 +298,7 @@ async def bare_aiohttp_calls(url: str, calls: int, first_agent: int) -> float:
         started = time.perf_counter()
         for agent in range(first_agent, first_agent + calls):
             async with http.post(
-                url + AGENT_DISPLAY_PATH,
-                params={
-                    "agent_id": str(agent),
-                    "api": "agent_display",
-                    "display": "hide",
-                    "button": "dial",
-                },
-                headers={"wolkvox-token": "wv-bench-bare", "wolkvox_server": WOLKVOX_SERVER},
+                url + AGENT_DISPLAY_PATH, params=bare_query(agent), headers=BARE_HEADERS
             ) as response:
                 await response.read()
                 if response.status != 200:

@@ -43,6 +43,15 @@ class OverheadRun:
     agentbox_cpu_per_call_ms: float
 
 
+#: The headers of a bare loop's calls: the two agentbox sends.
+BARE_HEADERS = {"wolkvox-token": "wv-bench-bare", "wolkvox_server": WOLKVOX_SERVER}
+
+
+def bare_query(agent: int) -> dict[str, str]:
+    """The query string of a bare loop's call to ``agent``: the one agentbox sends."""
+    return {"agent_id": str(agent), "api": "agent_display", "display": "hide", "button": "dial"}
+
+
 async def bare_calls(url: str, calls: int, first_agent: int) -> float:
     """``calls`` agent_display calls one after the other with a plain httpx client; wall seconds.
 
@@ -53,13 +62,8 @@ async def bare_calls(url: str, calls: int, first_agent: int) -> float:
         for agent in range(first_agent, first_agent + calls):
             response = await http.post(
                 url + AGENT_DISPLAY_PATH,
-                params={
-                    "agent_id": str(agent),
-                    "api": "agent_display",
-                    "display": "hide",
-                    "button": "dial",
-                },
-                headers={"wolkvox-token": "wv-bench-bare", "wolkvox_server": WOLKVOX_SERVER},
+                params=bare_query(agent),
+                headers=BARE_HEADERS,
                 content=b"",
             )
             if response.status_code != 200:
