@@ -36,7 +36,14 @@ from commands.i18n import _
 from commands.operations import DEFAULT_OPERATION, Operations
 from commands.roles import ChangeDecision, Refusal, Target, decide_change
 from commands.snapshot import Snapshot, Snapshots
-from storage.changes import ChangeRecord, ChangeStore, PlannedCall, Requester
+from storage.changes import (
+    ChangeRecord,
+    ChangeStore,
+    PlannedCall,
+    Recorded,
+    Requester,
+    RequestTerms,
+)
 from storage.models import CallStatus, ChangeStatus, Decision
 from storage.queue import CallQueue
 from storage.signals import CHANGE, Signals, wait
@@ -298,18 +305,14 @@ class ChangeService:
             for target, button in decision.allowed
         ]
         partial = bool(decision.refusals)
-        recorded = await self._store.record_change(
+        recorded = await self._record(
             requester,
-            text=text,
-            display=parsed.display.value,
-            buttons=[button.value for button in parsed.buttons],
-            calls=planned,
+            text,
+            parsed,
+            planned,
             response_url=response_url,
             idempotency_key=idempotency_key,
-            reporter_id=self._replica_id,
-            lease=self._lease,
             held=partial,
-            duration_seconds=_seconds(parsed),
             reason="allowed by "
             + ", ".join(decision.grants_used)
             + (f"; reason given: {parsed.reason}" if parsed.reason else ""),
@@ -383,17 +386,13 @@ class ChangeService:
             PlannedCall(target.operation, target.agent_id, button.value, parsed.display.value)
             for target, button in plan.pairs
         ]
-        recorded = await self._store.record_change(
+        recorded = await self._record(
             requester,
-            text=text,
-            display=parsed.display.value,
-            buttons=[button.value for button in parsed.buttons],
-            calls=planned,
+            text,
+            parsed,
+            planned,
             response_url=response_url,
             idempotency_key=idempotency_key,
-            reporter_id=self._replica_id,
-            lease=self._lease,
-            duration_seconds=_seconds(parsed),
             reason=f"requested ({'; '.join(plan.why)}) under "
             + ", ".join(decision.grants_used)
             + f"; reason given: {reason}",
@@ -472,27 +471,23 @@ class ChangeService:
             await self._refuse(requester, text, Decision.REFUSED, reason)
             return Refused(reason)
         planned = [PlannedCall(t.operation, t.agent_id, b.value, opposite.value) for t, b in wanted]
-        buttons = tuple(dict.fromkeys(b for _t, b in wanted))
-        recorded = await self._store.record_change(
+        command = ChangeCommand(
+            display=opposite,
+            buttons=tuple(dict.fromkeys(b for _t, b in wanted)),
+            agents=tuple(dict.fromkeys(t.agent_id for t, _b in wanted)),
+        )
+        recorded = await self._record(
             requester,
-            text=f"{text} (undo of change #{record.id})",
-            display=opposite.value,
-            buttons=[b.value for b in buttons],
-            calls=planned,
+            f"{text} (undo of change #{record.id})",
+            command,
+            planned,
             response_url=response_url,
             idempotency_key=idempotency_key,
-            reporter_id=self._replica_id,
-            lease=self._lease,
             reason=f"undo of change #{record.id}",
             reverts_change_id=record.id,
         )
         if recorded.duplicate:
             return Duplicate(recorded.change_id)
-        command = ChangeCommand(
-            display=opposite,
-            buttons=buttons,
-            agents=tuple(dict.fromkeys(t.agent_id for t, _b in wanted)),
-        )
         return await self._accepted(recorded.change_id, command, planned, recorded.calls_ahead)
 
     async def confirm(self, change_id: int, requester: Requester) -> ConfirmResult:
@@ -568,6 +563,39 @@ class ChangeService:
         )
         allowed = {(t.agent_id, t.operation, b.value) for t, b in decision.allowed}
         return all((c.agent_id, c.operation, c.button) in allowed for c in record.calls)
+
+    async def _record(
+        self,
+        requester: Requester,
+        text: str,
+        command: ChangeCommand,
+        planned: Sequence[PlannedCall],
+        *,
+        response_url: str | None,
+        idempotency_key: str | None,
+        reason: str,
+        held: bool = False,
+        request: RequestTerms | None = None,
+        reverts_change_id: int | None = None,
+    ) -> Recorded:
+        """Store ``command`` (its display, buttons and length) with its ``planned`` calls, as a
+        change this replica reports."""
+        return await self._store.record_change(
+            requester,
+            text=text,
+            display=command.display.value,
+            buttons=[button.value for button in command.buttons],
+            calls=planned,
+            response_url=response_url,
+            idempotency_key=idempotency_key,
+            reporter_id=self._replica_id,
+            lease=self._lease,
+            held=held,
+            duration_seconds=_seconds(command),
+            reason=reason,
+            reverts_change_id=reverts_change_id,
+            request=request,
+        )
 
     async def _accepted(
         self,
