@@ -402,25 +402,12 @@ class AdminService:
         return Reply(_("Created. {team}").format(team=_team_text(team)))
 
     def _audit(self, requester: Requester, action: str, text: str) -> AuditEntry:
-        return AuditEntry(
-            user_id=requester.user_id,
-            action=action,
-            text=text,
-            decision=Decision.ALLOWED,
-            team_id=requester.team_id,
-            channel_id=requester.channel_id,
-        )
+        return AuditEntry.by(requester, action=action, text=text, decision=Decision.ALLOWED)
 
     async def _refuse(self, requester: Requester, text: str, reason: str) -> Reply:
         await self._directory.audit(
-            AuditEntry(
-                user_id=requester.user_id,
-                action="admin",
-                text=text,
-                decision=Decision.REFUSED,
-                reason=reason,
-                team_id=requester.team_id,
-                channel_id=requester.channel_id,
+            AuditEntry.by(
+                requester, action="admin", text=text, decision=Decision.REFUSED, reason=reason
             )
         )
         return Reply(reason, ok=False)

@@ -215,13 +215,13 @@ class ApprovalService:
             return refused
         assert record is not None
         self_approved = refused
-        audit = self._entry(
+        audit = AuditEntry.by(
             user,
-            "approve",
-            text,
-            Decision.ALLOWED,
-            "self-approval, allowed by the team's policy" if self_approved else None,
-            change_id,
+            action="approve",
+            text=text,
+            decision=Decision.ALLOWED,
+            reason="self-approval, allowed by the team's policy" if self_approved else None,
+            change_id=change_id,
         )
         outcome = await self._store.approve(
             change_id,
@@ -262,7 +262,14 @@ class ApprovalService:
             user.user_id,
             reason,
             now=self.clock(),
-            audit=self._entry(user, "reject", text, Decision.ALLOWED, reason, change_id),
+            audit=AuditEntry.by(
+                user,
+                action="reject",
+                text=text,
+                decision=Decision.ALLOWED,
+                reason=reason,
+                change_id=change_id,
+            ),
         )
         if outcome == Outcome.REJECTED:
             after = await self._store.load(change_id)
@@ -279,8 +286,13 @@ class ApprovalService:
         return await self._store.withdraw(
             change_id,
             now=self.clock(),
-            audit=self._entry(
-                requester, "request.withdraw", record.change.text, Decision.REFUSED, why, change_id
+            audit=AuditEntry.by(
+                requester,
+                action="request.withdraw",
+                text=record.change.text,
+                decision=Decision.REFUSED,
+                reason=why,
+                change_id=change_id,
             ),
         )
 
@@ -446,29 +458,16 @@ class ApprovalService:
     ) -> NotDecided:
         action = text.split(" ", 1)[0]
         await self._store.audit(
-            self._entry(user, action, text, Decision.REFUSED, reason, record.id if record else None)
+            AuditEntry.by(
+                user,
+                action=action,
+                text=text,
+                decision=Decision.REFUSED,
+                reason=reason,
+                change_id=record.id if record else None,
+            )
         )
         return NotDecided(reason, record)
-
-    @staticmethod
-    def _entry(
-        user: Requester,
-        action: str,
-        text: str,
-        decision: Decision,
-        reason: str | None,
-        change_id: int | None,
-    ) -> AuditEntry:
-        return AuditEntry(
-            user_id=user.user_id,
-            action=action,
-            text=text,
-            decision=decision,
-            reason=reason,
-            team_id=user.team_id,
-            channel_id=user.channel_id,
-            change_id=change_id,
-        )
 
 
 def _targets(record: RequestRecord, snapshot: Snapshot) -> dict[tuple[str, str], Target]:

@@ -99,14 +99,12 @@ class TimedChanges:
             )
             await self._store.cancel_timer(
                 record.id,
-                AuditEntry(
-                    user_id=record.requester.user_id,
+                AuditEntry.by(
+                    record.requester,
                     action="revert",
                     text=f"end of timed change #{record.id} ({length})",
                     decision=Decision.ALLOWED,
                     reason=why,
-                    team_id=record.requester.team_id,
-                    channel_id=record.requester.channel_id,
                     change_id=record.id,
                 ),
             )

@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import AuditEvent, Decision
+
+
+class SlackContext(Protocol):
+    """Who asked, and where (storage/changes.Requester)."""
+
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def team_id(self) -> str | None: ...
+    @property
+    def channel_id(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -21,6 +33,29 @@ class AuditEntry:
     team_id: str | None = None
     channel_id: str | None = None
     change_id: int | None = None
+
+    @classmethod
+    def by(
+        cls,
+        who: SlackContext,
+        *,
+        action: str,
+        text: str,
+        decision: Decision,
+        reason: str | None = None,
+        change_id: int | None = None,
+    ) -> AuditEntry:
+        """``who`` did ``action``, in the workspace and channel they asked from."""
+        return cls(
+            user_id=who.user_id,
+            action=action,
+            text=text,
+            decision=decision,
+            reason=reason,
+            team_id=who.team_id,
+            channel_id=who.channel_id,
+            change_id=change_id,
+        )
 
 
 def add_audit(session: AsyncSession, entry: AuditEntry) -> None:

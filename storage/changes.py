@@ -470,14 +470,8 @@ class ChangeStore:
         async with self._db.transaction() as session:
             add_audit(
                 session,
-                AuditEntry(
-                    user_id=requester.user_id,
-                    action=action,
-                    text=text,
-                    decision=decision,
-                    reason=reason,
-                    team_id=requester.team_id,
-                    channel_id=requester.channel_id,
+                AuditEntry.by(
+                    requester, action=action, text=text, decision=decision, reason=reason
                 ),
             )
 
