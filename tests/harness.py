@@ -13,13 +13,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import httpx
 from aiohttp import web
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import select
 
 from bot.admission import DEFAULT_LIMIT
 from bot.app import build_app
@@ -29,6 +30,7 @@ from bot.services import Services
 from bot.settings import Settings
 from bot.slash import signed_headers, slash_command_body
 from commands.clock import Clock, system_clock
+from storage.models import AuditEvent
 from wolkvox.retrying import RetryPolicy
 from wolkvox.simulator import Simulator
 
@@ -208,6 +210,21 @@ class Harness:
         messages = self.slack.messages_in(channel)
         assert messages, f"nothing was posted in {channel}"
         return messages[-1]
+
+
+T = TypeVar("T")
+
+
+async def rows_of(harness: Harness, model: type[T]) -> list[T]:
+    """Every row of ``model``'s table, as the app stored it."""
+    async with harness.services.database.sessions() as session:
+        return list((await session.scalars(select(model))).all())
+
+
+async def audit_events(harness: Harness) -> list[AuditEvent]:
+    """The audit trail, oldest first."""
+    async with harness.services.database.sessions() as session:
+        return list((await session.scalars(select(AuditEvent).order_by(AuditEvent.id))).all())
 
 
 def ack_text(response: httpx.Response) -> str:

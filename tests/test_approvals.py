@@ -10,18 +10,25 @@ import json
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 import pytest
-from sqlalchemy import select
 
 from bot.approvals import APPROVE_ACTION, REJECT_ACTION, REJECT_VIEW
 from bot.fake_slack import PostedMessage
 from storage.changes import Requester
-from storage.models import Approval, AuditEvent, Call, Change
-from tests.harness import Harness, MovableClock, ack_text, admin_says, start_harness
+from storage.models import Approval, Call, Change
+from tests.harness import (
+    Harness,
+    MovableClock,
+    ack_text,
+    admin_says,
+    audit_events,
+    rows_of,
+    start_harness,
+)
 from wolkvox.simulator import Simulator
 
 MARIA = "UMARIA"  # supervisor of ventas
@@ -30,8 +37,6 @@ REQUESTER = "UREQUESTER"  # requester in ventas
 LUIS = "ULUIS"  # supervisor of cobranza only
 APPROVALS = "CVENTASSUP"
 REASON = '--reason "cliente en espera"'
-
-T = TypeVar("T")
 
 
 @pytest.fixture
@@ -46,16 +51,6 @@ async def box(
         await admin_says(h, f"grant <@{REQUESTER}> requester team:ventas")
         await admin_says(h, f"grant <@{LUIS}> supervisor team:cobranza")
         yield h
-
-
-async def _rows(harness: Harness, model: type[T]) -> list[T]:
-    async with harness.services.database.sessions() as session:
-        return list((await session.scalars(select(model))).all())
-
-
-async def _audit(harness: Harness) -> list[AuditEvent]:
-    async with harness.services.database.sessions() as session:
-        return list((await session.scalars(select(AuditEvent).order_by(AuditEvent.id))).all())
 
 
 async def _change(harness: Harness, change_id: str) -> Change:
@@ -179,9 +174,9 @@ async def test_a_requesters_change_waits_for_approval_and_runs_once_approved(
     assert f"<@{REQUESTER}> hid `dial` for 3 agents" in trail.text
     change = await _change(box, change_id)
     assert change.status == "done" and change.reason == "cliente en espera"
-    (approval,) = await _rows(box, Approval)
+    (approval,) = await rows_of(box, Approval)
     assert (approval.approver_id, approval.decision) == (MARIA, "approved")
-    actions = [(row.slack_user_id, row.action, row.decision) for row in await _audit(box)]
+    actions = [(row.slack_user_id, row.action, row.decision) for row in await audit_events(box)]
     assert (REQUESTER, "request", "allowed") in actions
     assert (MARIA, "approve", "allowed") in actions
 
@@ -191,9 +186,9 @@ async def test_a_request_needs_a_reason_and_without_one_records_nothing(box: Har
     await box.idle()
 
     assert ":no_entry:" in reply and "needs a reason" in reply and "--reason" in reply
-    assert await _rows(box, Change) == []
+    assert await rows_of(box, Change) == []
     assert box.slack.messages_in(APPROVALS) == []
-    refusal = (await _audit(box))[-1]
+    refusal = (await audit_events(box))[-1]
     assert (refusal.slack_user_id, refusal.decision) == (REQUESTER, "refused")
 
 
@@ -205,7 +200,7 @@ async def test_a_slash_command_delivered_twice_makes_one_request(box: Harness) -
     await box.idle()
 
     assert "waits for approval" in first and "Already received" in again
-    assert len(await _rows(box, Change)) == 1
+    assert len(await rows_of(box, Change)) == 1
     assert len(box.slack.messages_in(APPROVALS)) == 1
 
 
@@ -213,7 +208,7 @@ async def test_a_dry_run_says_the_change_would_be_requested(box: Harness) -> Non
     reply = ack_text(await box.slash("hide dial 1001 --dry-run", user=REQUESTER))
 
     assert "would be requested for approval" in reply and "requester" in reply
-    assert await _rows(box, Change) == []
+    assert await rows_of(box, Change) == []
 
 
 # --------------------------------------------------------------------------- reject
@@ -235,7 +230,7 @@ async def test_reject_asks_for_a_reason_runs_nothing_and_tells_the_requester(
     assert box.simulator.calls == []
     change = await _change(box, change_id)
     assert change.status == "rejected"
-    assert {call.status for call in await _rows(box, Call)} == {"cancelled"}
+    assert {call.status for call in await rows_of(box, Call)} == {"cancelled"}
     request = _request_message(box)
     assert "rejected" in request.text and f"<@{PEDRO}>" in request.text
     assert "no &lt;!channel&gt; hoy" in request.text, "the reason is shown, never broadcast"
@@ -244,7 +239,7 @@ async def test_reject_asks_for_a_reason_runs_nothing_and_tells_the_requester(
         "was rejected by" in text and "no &lt;!channel&gt; hoy" in text
         for text in _dm(box, REQUESTER)
     )
-    (decision,) = await _rows(box, Approval)
+    (decision,) = await rows_of(box, Approval)
     assert (decision.approver_id, decision.decision) == (PEDRO, "rejected")
     assert decision.reason == "no <!channel> hoy"
     # An approval after the rejection runs nothing, and says why.
@@ -264,7 +259,7 @@ async def test_a_non_approver_cannot_open_the_reject_modal_nor_submit_it(box: Ha
     assert submitted.json()["response_action"] == "errors"
     assert "may not reject" in submitted.json()["errors"]["reason"]
     assert (await _change(box, change_id)).status == "requested"
-    refusals = [r for r in await _audit(box) if r.slack_user_id == LUIS]
+    refusals = [r for r in await audit_events(box) if r.slack_user_id == LUIS]
     assert [(r.action, r.decision) for r in refusals] == [("reject", "refused")] * 2
 
 
@@ -291,8 +286,8 @@ async def test_a_request_expires_by_the_clock_and_then_nothing_runs(
     assert "expired" in request.text and not _has_buttons(request)
     assert any("expired" in text for text in _dm(box, REQUESTER))
     assert (await _change(box, change_id)).status == "expired"
-    assert {call.status for call in await _rows(box, Call)} == {"cancelled"}
-    assert any(r.action == "request.expire" for r in await _audit(box))
+    assert {call.status for call in await rows_of(box, Call)} == {"cancelled"}
+    assert any(r.action == "request.expire" for r in await audit_events(box))
 
 
 async def test_a_click_after_the_expiry_time_is_refused_even_before_the_sweep(
@@ -334,7 +329,7 @@ async def test_self_approval_is_refused_unless_the_team_allows_it_and_then_audit
 
     assert "self-approval" in allowed
     assert box.simulator.button_state("1001", "hungup") == "hide"
-    audit = await _audit(box)
+    audit = await audit_events(box)
     assert any(r.action == "team.set" and "self-approval on" in r.text for r in audit)
     (approved,) = [r for r in audit if r.action == "approve" and r.decision == "allowed"]
     assert approved.slack_user_id == MARIA and "self-approval" in (approved.reason or "")
@@ -361,7 +356,7 @@ async def test_a_double_click_runs_the_change_once(box: Harness) -> None:
     assert "You approved" in first
     assert "approved already" in second and "nothing more was done" in second
     assert len(box.simulator.calls) == 1
-    assert len(await _rows(box, Approval)) == 1
+    assert len(await rows_of(box, Approval)) == 1
 
 
 async def test_two_approvers_clicking_at_once_run_the_change_once(box: Harness) -> None:
@@ -379,7 +374,7 @@ async def test_two_approvers_clicking_at_once_run_the_change_once(box: Harness) 
     texts = [str(r["text"]) for r in box.slack.responses]
     assert sum("You approved" in t for t in texts) == 1, texts
     assert sum("approved already" in t for t in texts) == 1, texts
-    (approval,) = await _rows(box, Approval)
+    (approval,) = await rows_of(box, Approval)
     assert approval.approver_id in (MARIA, PEDRO)
     assert (await _change(box, change_id)).status == "done"
 
@@ -407,7 +402,7 @@ async def test_two_approvers_policy_shows_who_approved_and_needs_someone_else(
     assert box.simulator.button_state("1001", "hungup") == "hide"
     assert len(box.simulator.calls) == 2
     assert f"<@{MARIA}>, <@{PEDRO}>" in request.text and "2/2 done" in request.text
-    assert sorted(a.approver_id for a in await _rows(box, Approval)) == sorted([MARIA, PEDRO])
+    assert sorted(a.approver_id for a in await rows_of(box, Approval)) == sorted([MARIA, PEDRO])
 
 
 async def test_crafted_payloads_are_refused_and_audited(box: Harness) -> None:
@@ -415,8 +410,8 @@ async def test_crafted_payloads_are_refused_and_audited(box: Harness) -> None:
     plain = ack_text(await box.slash("hide dial 1009", user=MARIA))
     await box.idle()
     assert "waits for approval" not in plain
-    (normal,) = [c for c in await _rows(box, Change) if c.status == "done"]
-    before = len(await _audit(box))
+    (normal,) = [c for c in await rows_of(box, Change) if c.status == "done"]
+    before = len(await audit_events(box))
 
     outsider = await _click(box, APPROVE_ACTION, change_id, LUIS)
     unknown = await _click(box, APPROVE_ACTION, "987654", MARIA)
@@ -429,7 +424,7 @@ async def test_crafted_payloads_are_refused_and_audited(box: Harness) -> None:
         assert "names no approval request" in answer, answer
     assert [call.agent_id for call in box.simulator.calls] == ["1009"]
     assert (await _change(box, change_id)).status == "requested"
-    refusals = (await _audit(box))[before:]
+    refusals = (await audit_events(box))[before:]
     assert [(r.slack_user_id, r.action, r.decision) for r in refusals] == [
         (LUIS, "approve", "refused"),
         (MARIA, "approve", "refused"),
@@ -466,7 +461,7 @@ async def test_a_request_across_teams_with_different_approval_channels_is_refuse
 
     assert ":no_entry:" in reply and "different channels" in reply
     assert f"<#{APPROVALS}>" in reply and "<#CCOBRANZA>" in reply
-    assert await _rows(box, Change) == []
+    assert await rows_of(box, Change) == []
 
 
 async def test_a_request_that_cannot_be_posted_is_withdrawn_and_the_requester_told(
@@ -478,7 +473,7 @@ async def test_a_request_that_cannot_be_posted_is_withdrawn_and_the_requester_to
     await box.idle()
 
     assert "waits for approval" in ack
-    (change,) = await _rows(box, Change)
+    (change,) = await rows_of(box, Change)
     assert change.status == "cancelled"
     assert any("could not be posted" in str(r["text"]) for r in box.slack.responses)
     assert box.simulator.calls == []
@@ -553,7 +548,7 @@ async def test_an_approver_may_still_reject_what_they_approved_while_it_waits(
     await box.idle()
 
     assert (await _change(box, change_id)).status == "rejected"
-    (decision,) = await _rows(box, Approval)
+    (decision,) = await rows_of(box, Approval)
     assert (decision.approver_id, decision.decision) == (MARIA, "rejected")
     assert box.simulator.calls == []
 
@@ -582,7 +577,7 @@ async def test_a_double_click_at_once_runs_the_change_once(box: Harness) -> None
     await box.idle()
 
     assert len(box.simulator.calls) == 1
-    assert len(await _rows(box, Approval)) == 1
+    assert len(await rows_of(box, Approval)) == 1
 
 
 async def test_a_timed_request_says_so_and_reverts_after_it_is_approved(box: Harness) -> None:

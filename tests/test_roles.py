@@ -10,16 +10,15 @@ import asyncio
 import logging
 import re
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from bot.app import CANCEL_ACTION, CONFIRM_ACTION
 from bot.fake_slack import FakeSlack
 from storage.audit import AuditEntry
-from storage.models import AuditEvent, Call, Change, Decision, Operation
+from storage.models import Call, Change, Decision, Operation
 from storage.secrets import generate_key
 from tests.harness import (
     ADMIN,
@@ -29,6 +28,8 @@ from tests.harness import (
     Harness,
     ack_text,
     admin_says,
+    audit_events,
+    rows_of,
     start_harness,
 )
 from wolkvox.simulator import Simulator
@@ -37,18 +38,6 @@ MARIA = "UMARIA"
 PEDRO = "UPEDRO"
 VIEWER = "UVIEWER"
 REQUESTER = "UREQUESTER"
-
-T = TypeVar("T")
-
-
-async def _rows(harness: Harness, model: type[T]) -> list[T]:
-    async with harness.services.database.sessions() as session:
-        return list((await session.scalars(select(model))).all())
-
-
-async def _audit(harness: Harness) -> list[AuditEvent]:
-    async with harness.services.database.sessions() as session:
-        return list((await session.scalars(select(AuditEvent).order_by(AuditEvent.id))).all())
 
 
 async def _teams(harness: Harness) -> None:
@@ -99,8 +88,8 @@ async def test_a_supervisor_changes_its_teams_agents_and_the_audit_names_the_gra
     for agent in ("1001", "1002", "1003"):
         assert agentbox.simulator.button_state(agent, "dial") == "hide"
     assert "3/3 done" in agentbox.last_message(CHANNEL).text
-    (change,) = await _rows(agentbox, Change)
-    (audit,) = [row for row in await _audit(agentbox) if row.action == "change"]
+    (change,) = await rows_of(agentbox, Change)
+    (audit,) = [row for row in await audit_events(agentbox) if row.action == "change"]
     assert (audit.slack_user_id, audit.decision, audit.change_id) == (MARIA, "allowed", change.id)
     assert audit.reason == f"allowed by supervisor of ventas [grant #{grant_id}]"
     assert audit.at is not None
@@ -114,8 +103,8 @@ async def test_a_supervisor_is_refused_another_teams_agent_saying_why(agentbox: 
 
     assert "agent 2001" in reply and "in team cobranza; you supervise ventas" in reply
     assert agentbox.simulator.calls == []
-    assert await _rows(agentbox, Change) == []
-    refusal = (await _audit(agentbox))[-1]
+    assert await rows_of(agentbox, Change) == []
+    refusal = (await audit_events(agentbox))[-1]
     assert (refusal.slack_user_id, refusal.action, refusal.decision) == (MARIA, "change", "refused")
     assert refusal.reason is not None and "you supervise ventas" in refusal.reason
 
@@ -185,7 +174,7 @@ async def test_a_partly_allowed_change_runs_only_the_allowed_part_once_its_reque
     await agentbox.idle()
     assert _agents_called(agentbox) == ["1001"]
     assert "not waiting for your confirmation" in agentbox.slack.responses[-1]["text"]
-    (change,) = await _rows(agentbox, Change)
+    (change,) = await rows_of(agentbox, Change)
     assert change.status == "done"
 
 
@@ -201,19 +190,19 @@ async def test_cancelling_a_partly_allowed_change_runs_nothing(agentbox: Harness
     await agentbox.idle()
 
     assert agentbox.simulator.calls == []
-    (change,) = await _rows(agentbox, Change)
+    (change,) = await rows_of(agentbox, Change)
     assert change.status == "cancelled"
-    assert {call.status for call in await _rows(agentbox, Call)} == {"cancelled"}
+    assert {call.status for call in await rows_of(agentbox, Call)} == {"cancelled"}
 
 
 async def test_a_refused_confirmation_click_is_audited(agentbox: Harness) -> None:
     await _supervisor_of_ventas(agentbox)
     change_id = _change_id_of(await agentbox.slash("hide dial 1001 2001", user=MARIA))
-    before = len(await _audit(agentbox))
+    before = len(await audit_events(agentbox))
 
     await agentbox.block_action(CONFIRM_ACTION, change_id, user=PEDRO)
 
-    refusal = (await _audit(agentbox))[before:]
+    refusal = (await audit_events(agentbox))[before:]
     assert [(row.slack_user_id, row.decision) for row in refusal] == [(PEDRO, "refused")]
 
 
@@ -250,7 +239,7 @@ async def test_a_user_group_grant_covers_its_members_only(
         assert ":no_entry:" not in member, member
         assert ":no_entry:" in outsider and "no role" in outsider
         assert _agents_called(agentbox) == ["1001"]
-        (audit,) = [row for row in await _audit(agentbox) if row.change_id is not None]
+        (audit,) = [row for row in await audit_events(agentbox) if row.change_id is not None]
         assert audit.reason is not None and "via <!subteam^SSUPS>" in audit.reason
 
 
@@ -278,7 +267,7 @@ async def test_a_requesters_change_is_refused_saying_approval_is_needed(agentbox
 
     assert ":no_entry:" in reply and "approval" in reply
     assert agentbox.simulator.calls == []
-    assert (await _audit(agentbox))[-1].decision == "refused"
+    assert (await audit_events(agentbox))[-1].decision == "refused"
 
 
 async def test_a_team_accepts_changes_only_in_its_channels(agentbox: Harness) -> None:
@@ -311,7 +300,7 @@ async def test_only_admins_manage_grants_and_teams_and_refusals_are_audited(
     whoami = ack_text(await agentbox.slash("whoami", user=PEDRO))
     assert "no role" in whoami
     assert "norte" not in ack_text(await agentbox.slash("team list", user=ADMIN))
-    refusals = [row for row in await _audit(agentbox) if row.decision == "refused"]
+    refusals = [row for row in await audit_events(agentbox) if row.decision == "refused"]
     assert [(row.slack_user_id, row.text) for row in refusals] == [
         (MARIA, f"grant <@{PEDRO}> admin"),
         (MARIA, "team create norte 4001-4002 <#CNORTE>"),
@@ -328,7 +317,7 @@ async def test_grants_revokes_and_team_changes_are_audited_with_who_and_when(
     await admin_says(agentbox, "team remove ventas 1011")
     await admin_says(agentbox, f"revoke <@{MARIA}> supervisor")
 
-    rows = await _audit(agentbox)
+    rows = await audit_events(agentbox)
 
     assert [row.action for row in rows] == [
         "team.create",
@@ -390,7 +379,7 @@ async def test_an_agentbox_admins_admin_cannot_be_revoked_by_command(
 
         assert ":no_entry:" in reply and "AGENTBOX_ADMINS" in reply
         assert "AGENTBOX_ADMINS" in ack_text(await agentbox.slash("whoami", user=operator))
-        assert (await _audit(agentbox))[-1].decision == "refused"
+        assert (await audit_events(agentbox))[-1].decision == "refused"
 
 
 async def test_help_shows_only_what_the_caller_may_run(agentbox: Harness) -> None:
@@ -442,10 +431,10 @@ async def test_two_operations_each_use_their_own_token_one_call_at_a_time(
         assert simulator.peak_in_flight(TOKEN) == 1
         assert simulator.peak_in_flight(second_token) == 1
         assert "10/10 done" in agentbox.last_message(CHANNEL).text
-        assert {call.status for call in await _rows(agentbox, Call)} == {"succeeded"}
-        (stored,) = await _rows(agentbox, Operation)
+        assert {call.status for call in await rows_of(agentbox, Call)} == {"succeeded"}
+        (stored,) = await rows_of(agentbox, Operation)
         assert second_token not in stored.token_ciphertext
-        for row in await _audit(agentbox):
+        for row in await audit_events(agentbox):
             assert second_token not in row.text and second_token not in (row.reason or "")
 
     assert len(caplog.records) > 10, "debug logging was captured"

@@ -8,17 +8,11 @@ import logging
 import time
 
 import pytest
-from sqlalchemy import select
 
 from commands import changes
 from storage.models import AuditEvent, Call, Change
-from tests.harness import ADMIN, CHANNEL, STRANGER, TOKEN, Harness, ack_text, start_harness
+from tests.harness import ADMIN, CHANNEL, STRANGER, TOKEN, Harness, ack_text, rows_of, start_harness
 from wolkvox.simulator import Simulator
-
-
-async def _rows(harness: Harness, model: type) -> list:  # type: ignore[type-arg]
-    async with harness.services.database.sessions() as session:
-        return list((await session.scalars(select(model))).all())
 
 
 async def test_hide_one_agent_end_to_end(agentbox: Harness) -> None:
@@ -30,9 +24,9 @@ async def test_hide_one_agent_end_to_end(agentbox: Harness) -> None:
     assert "Agentbox has been hide" in summary
     assert "1001" in summary and "disposition" in summary
     assert agentbox.simulator.button_state("1001", "disposition") == "hide"
-    (change,) = await _rows(agentbox, Change)
+    (change,) = await rows_of(agentbox, Change)
     assert change.status == "done" and change.slack_user_id == ADMIN
-    (call,) = await _rows(agentbox, Call)
+    (call,) = await rows_of(agentbox, Call)
     assert (call.agent_id, call.button, call.display, call.status) == (
         "1001",
         "disposition",
@@ -40,7 +34,7 @@ async def test_hide_one_agent_end_to_end(agentbox: Harness) -> None:
         "succeeded",
     )
     assert call.message == "Agentbox has been hide"
-    (audit,) = await _rows(agentbox, AuditEvent)
+    (audit,) = await rows_of(agentbox, AuditEvent)
     assert audit.decision == "allowed" and audit.change_id == change.id
 
 
@@ -61,7 +55,7 @@ async def test_ack_is_sent_before_wolkvox_answers_and_after_the_change_is_record
     response = await agentbox.slash("hide dial 1001")
 
     assert "1001" in ack_text(response)
-    assert [c.status for c in await _rows(agentbox, Call)] in (["queued"], ["running"])
+    assert [c.status for c in await rows_of(agentbox, Call)] in (["queued"], ["running"])
     assert not any(call.status == 200 for call in agentbox.simulator.calls)
 
 
@@ -106,7 +100,7 @@ async def test_bad_signature_is_rejected_and_changes_nothing(
     assert response.status_code == 401
     await agentbox.idle()
     assert agentbox.simulator.calls == []
-    assert await _rows(agentbox, Change) == []
+    assert await rows_of(agentbox, Change) == []
 
 
 async def test_a_user_who_is_not_an_admin_is_refused_and_audited(agentbox: Harness) -> None:
@@ -115,8 +109,8 @@ async def test_a_user_who_is_not_an_admin_is_refused_and_audited(agentbox: Harne
     assert "not allowed" in text and ADMIN in text
     await agentbox.idle()
     assert agentbox.simulator.calls == []
-    assert await _rows(agentbox, Change) == []
-    (audit,) = await _rows(agentbox, AuditEvent)
+    assert await rows_of(agentbox, Change) == []
+    (audit,) = await rows_of(agentbox, AuditEvent)
     assert (audit.slack_user_id, audit.decision) == (STRANGER, "refused")
 
 
@@ -125,8 +119,8 @@ async def test_an_unknown_word_gets_a_suggestion_and_changes_nothing(agentbox: H
 
     assert "dispositon" in text and "did you mean `disposition`" in text
     assert agentbox.simulator.calls == []
-    assert await _rows(agentbox, Change) == []
-    (audit,) = await _rows(agentbox, AuditEvent)
+    assert await rows_of(agentbox, Change) == []
+    (audit,) = await rows_of(agentbox, AuditEvent)
     assert audit.decision == "invalid"
 
 
@@ -174,7 +168,7 @@ async def test_each_wolkvox_failure_reaches_the_user_in_words(
         summary = agentbox.last_message().text
         assert "1001" in summary and words in summary
         assert TOKEN not in summary
-        (call,) = await _rows(agentbox, Call)
+        (call,) = await rows_of(agentbox, Call)
         assert call.status == "failed" and call.error_kind
 
 

@@ -11,8 +11,16 @@ import pytest
 from sqlalchemy import select
 
 from bot.settings import Settings
-from storage.models import AuditEvent, Change
-from tests.harness import ADMIN, Harness, MovableClock, ack_text, admin_says, start_harness
+from storage.models import Change
+from tests.harness import (
+    ADMIN,
+    Harness,
+    MovableClock,
+    ack_text,
+    admin_says,
+    audit_events,
+    start_harness,
+)
 from wolkvox.simulator import Simulator
 
 MARIA = "UMARIA"
@@ -33,11 +41,6 @@ async def _teams(harness: Harness) -> None:
     await admin_says(harness, "team create ventas 1001-1010 <#CVENTAS> approvals:<#CSUP>")
     await admin_says(harness, f"grant <@{MARIA}> supervisor team:ventas")
     await admin_says(harness, f"grant <@{REQUESTER}> requester team:ventas")
-
-
-async def _audit(harness: Harness) -> list[AuditEvent]:
-    async with harness.services.database.sessions() as session:
-        return list((await session.scalars(select(AuditEvent).order_by(AuditEvent.id))).all())
 
 
 async def _changes(harness: Harness) -> list[Change]:
@@ -73,7 +76,7 @@ async def test_each_setting_is_stored_shown_and_audited(box: Harness) -> None:
     assert policy.approval_buttons == ("dial", "hungup")
     assert (policy.approval_over_agents, policy.approval_ttl_minutes) == (20, 90)
     assert policy.two_approvers_buttons == ("hungup",)
-    audited = [row for row in await _audit(box) if row.action == "team.set"]
+    audited = [row for row in await audit_events(box) if row.action == "team.set"]
     assert [row.text for row in audited] == [f"team set ventas {s}" for s in settings]
     assert {(row.slack_user_id, row.decision) for row in audited} == {(ADMIN, "allowed")}
 
@@ -105,7 +108,9 @@ async def test_only_admins_change_settings_and_bad_ones_change_nothing(box: Harn
     assert "whole minutes or hours" in bad_ttl and "`45`" in bad_ttl
     assert "not a button" in bad_button and "did you mean `colgar`" in bad_button
     assert await box.services.directory.team("ventas") == before
-    refused = [(r.slack_user_id, r.decision) for r in await _audit(box) if r.decision != "allowed"]
+    refused = [
+        (r.slack_user_id, r.decision) for r in await audit_events(box) if r.decision != "allowed"
+    ]
     assert refused == [
         (MARIA, "refused"),
         (ADMIN, "refused"),
