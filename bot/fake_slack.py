@@ -23,6 +23,8 @@ class WebApiCall:
     method: str
     payload: dict[str, Any]
     token: str | None
+    connection: str = ""
+    """The caller's address and port: calls over one kept-alive connection share it."""
 
 
 @dataclass
@@ -145,7 +147,9 @@ class FakeSlack:
         payload = await _payload(request)
         auth = request.headers.get("Authorization", "")
         token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else None
-        self.calls.append(WebApiCall(method, payload, token))
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        connection = f"{peer[0]}:{peer[1]}" if peer else ""
+        self.calls.append(WebApiCall(method, payload, token, connection))
         if self.web_api_down:
             await self._record("", payload)
             echo = f" (you sent {auth})" if self.outage_echoes_credentials else ""

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
+import aiohttp
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.oauth.async_oauth_flow import AsyncOAuthFlow
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
@@ -102,8 +103,14 @@ class WorkspaceClient(AsyncWebClient):
     """A Web API client whose calls carry the bot token of :data:`current_team`'s workspace
     (a call that names its own token, or outside any workspace, is sent as it is)."""
 
-    def __init__(self, store: AsyncInstallationStore, *, base_url: str) -> None:
-        super().__init__(base_url=base_url)
+    def __init__(
+        self,
+        store: AsyncInstallationStore,
+        *,
+        base_url: str,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        super().__init__(base_url=base_url, session=session)
         self._store = store
         self._tokens: dict[str, tuple[float, str | None]] = {}
 

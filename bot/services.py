@@ -9,6 +9,7 @@ import secrets
 import socket
 from dataclasses import dataclass, field
 
+import aiohttp
 from slack_bolt.oauth.async_oauth_flow import AsyncOAuthFlow
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.engine import make_url
@@ -52,6 +53,19 @@ log = logging.getLogger(__name__)
 
 #: How long shutdown waits for calls in flight before handing them back.
 SHUTDOWN_GRACE_SECONDS = 10.0
+#: The longest one Slack Web API call may take (slack_sdk's own default).
+SLACK_CALL_TIMEOUT_SECONDS = 30.0
+
+
+def slack_session() -> aiohttp.ClientSession:
+    """The connection pool every Slack Web API call of this process shares.
+
+    Without one, slack_sdk opens a new aiohttp session, and so a new TCP and TLS connection, for
+    every call: a change's progress message, its updates, its summary and trail each paid a
+    handshake. Shared, they reuse keep-alive connections. slack_sdk passes no timeout of its
+    own with a session it did not make, so the session carries it.
+    """
+    return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=SLACK_CALL_TIMEOUT_SECONDS))
 
 
 def register_settings_secrets(settings: Settings) -> None:
@@ -134,10 +148,13 @@ class Services:
         if keys:
             await operations.refresh()
         installed = oauth.installations(settings, database)
+        session = slack_session()
         slack = (
-            oauth.WorkspaceClient(installed, base_url=settings.slack_api_url)
+            oauth.WorkspaceClient(installed, base_url=settings.slack_api_url, session=session)
             if installed is not None
-            else AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
+            else AsyncWebClient(
+                token=settings.slack_bot_token, base_url=settings.slack_api_url, session=session
+            )
         )
         snapshots = Snapshots(directory)
         access = Access(snapshots, SlackGroups(slack), settings.agentbox_admins)
@@ -229,4 +246,6 @@ class Services:
         await self.slots.aclose()
         await self.signals.aclose()
         await self.wolkvox.aclose()
+        if self.slack.session is not None:
+            await self.slack.session.close()
         await self.database.dispose()

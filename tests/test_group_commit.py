@@ -153,9 +153,9 @@ async def test_a_burst_of_changes_gets_one_id_each_with_its_own_calls_and_audit(
     assert len({r.change_id for r in recorded}) == len(agents)
     assert not any(r.duplicate for r in recorded)
     async with database.sessions() as session:
-        rows = (await session.execute(select(Call.change_id, Call.agent_id))).tuples().all()
+        rows = (await session.execute(select(Call.change_id, Call.agent_id))).all()
         audited = [c for c in (await session.scalars(select(AuditEvent.change_id))) if c]
-        texts = dict((await session.execute(select(Change.id, Change.text))).tuples().all())
+        texts = dict((await session.execute(select(Change.id, Change.text))).all())
     # Each change's call and text are its own (ids were matched to rows in order).
     assert dict(rows) == {r.change_id: a for r, a in zip(recorded, agents, strict=True)}
     assert {texts[r.change_id] for r in recorded} == {f"hide dial {a}" for a in agents}

@@ -75,6 +75,21 @@ async def test_twenty_agents_at_concurrency_one_never_overlap_and_run_in_order(
     assert "20/20" in posted[0].text
 
 
+async def test_a_changes_slack_messages_share_kept_alive_connections(agentbox: Harness) -> None:
+    """Progress, its update and the summary reuse the process's connections to Slack instead
+    of opening one (a TLS handshake, against the real Slack) per Web API call."""
+    agentbox.simulator.config.latency = 0.01
+
+    await agentbox.slash("hide dial 1001-1020")
+    await agentbox.idle()
+
+    calls = [c for c in agentbox.slack.calls if c.method.startswith("chat.")]
+    assert len(calls) >= 2, "posted, then updated with the summary"
+    connections = {call.connection for call in agentbox.slack.calls}
+    assert "" not in connections
+    assert len(connections) < len(agentbox.slack.calls)
+
+
 async def test_all_buttons_for_a_list_and_range(agentbox: Harness) -> None:
     await agentbox.slash("hide all 1001,1003 1005-1006")
     await agentbox.idle()
