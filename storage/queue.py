@@ -11,6 +11,7 @@ overwrite a re-run.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import secrets
 import time
@@ -19,7 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, and_, bindparam, func, select, text, update
+from sqlalchemy import Table, and_, bindparam, func, select, text, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.changes import CALLS_AHEAD
 from storage.database import Database
@@ -90,16 +92,18 @@ _RESERVE = (
         _calls.c.id, _calls.c.change_id, _calls.c.agent_id, _calls.c.display, _calls.c.button
     )
 )
-_REQUEUE = [  # running ones first: the rowcount of the first statement is theirs
+# Queue again what was left in some (operation, slot) pairs: running calls first (returned, to be
+# counted per operation), then reserved ones.
+_REQUEUE = [
     update(_calls)
     .where(
-        _calls.c.operation == bindparam("b_operation"),
         _calls.c.status == status,
-        _calls.c.slot == bindparam("b_slot"),
+        tuple_(_calls.c.operation, _calls.c.slot).in_(bindparam("b_slots", expanding=True)),
     )
     .values(status=CallStatus.QUEUED, claimed_by=None, slot=None, claim_token=None)
     for status in (CallStatus.RUNNING, CallStatus.QUEUED)
 ]
+_REQUEUE[0] = _REQUEUE[0].returning(_calls.c.operation)
 _NOTIFY_CHANGES = text("SELECT pg_notify(:topic, key) FROM unnest(CAST(:keys AS text[])) AS key")
 
 
@@ -108,6 +112,49 @@ class _Step:
     answered: tuple[QueuedCall, CallOutcome] | None
     started: QueuedCall | None
     at: datetime
+
+
+async def _reserve(
+    connection: AsyncConnection, operation: str, replica_id: str, slot: int, limit: int
+) -> list[QueuedCall]:
+    """:meth:`CallQueue.reserve` within a transaction."""
+    token = secrets.token_hex(8)
+    rows = (
+        await connection.execute(
+            _RESERVE,
+            {
+                "b_operation": operation,
+                "b_limit": limit,
+                "b_replica": replica_id,
+                "b_slot": slot,
+                "b_token": token,
+            },
+        )
+    ).all()
+    return [
+        QueuedCall(
+            id=call_id,
+            change_id=change_id,
+            operation=operation,
+            request=DisplayRequest(agent_id, Display(display), Button(button)),
+            slot=slot,
+            claim_token=token,
+        )
+        for call_id, change_id, agent_id, display, button in sorted(rows)
+    ]
+
+
+async def _requeue(
+    connection: AsyncConnection, slots: Sequence[tuple[str, int]]
+) -> collections.Counter[str]:
+    """:meth:`CallQueue.requeue_orphans` of several (operation, slot) pairs within a
+    transaction; how many calls were running, per operation."""
+    if not slots:
+        return collections.Counter()
+    where = {"b_slots": list(slots)}
+    running = collections.Counter((await connection.execute(_REQUEUE[0], where)).scalars())
+    await connection.execute(_REQUEUE[1], where)
+    return running
 
 
 def _retrieve(future: asyncio.Future[None]) -> None:
@@ -134,32 +181,30 @@ class CallQueue:
         each one ``running`` as it is sent, :meth:`release` gives back those never sent, and
         :meth:`requeue_orphans` those of a holder that is gone.
         """
-        token = secrets.token_hex(8)
+        async with self._db.transaction() as session:
+            return await _reserve(await session.connection(), operation, replica_id, slot, limit)
+
+    async def adopt(
+        self,
+        operation: str,
+        *,
+        orphaned_slots: Sequence[int],
+        replica_id: str,
+        slot: int,
+        limit: int,
+    ) -> tuple[int, list[QueuedCall]]:
+        """:meth:`requeue_orphans` for each of ``orphaned_slots``, then :meth:`reserve`, in one
+        transaction: what a sender does when it takes a token's slots. Returns how many calls
+        were running in those slots, and the calls reserved.
+
+        One transaction instead of one per slot and one more for the reservation: a token's
+        first call waits for it, and on SQLite it waits for the one writer with everyone else.
+        """
         async with self._db.transaction() as session:
             connection = await session.connection()
-            rows = (
-                await connection.execute(
-                    _RESERVE,
-                    {
-                        "b_operation": operation,
-                        "b_limit": limit,
-                        "b_replica": replica_id,
-                        "b_slot": slot,
-                        "b_token": token,
-                    },
-                )
-            ).all()
-        return [
-            QueuedCall(
-                id=call_id,
-                change_id=change_id,
-                operation=operation,
-                request=DisplayRequest(agent_id, Display(display), Button(button)),
-                slot=slot,
-                claim_token=token,
-            )
-            for call_id, change_id, agent_id, display, button in sorted(rows)
-        ]
+            running = await _requeue(connection, [(operation, slot) for slot in orphaned_slots])
+            calls = await _reserve(connection, operation, replica_id, slot, limit)
+        return running[operation], calls
 
     def step(
         self,
@@ -265,12 +310,9 @@ class CallQueue:
         Called by the new holder of the slot: the lock is exclusive, so nobody else can still be
         sending them (but see storage/slots.py for the edge of a lost database connection).
         """
-        where = {"b_operation": operation, "b_slot": slot}
         async with self._db.transaction() as session:
-            connection = await session.connection()
-            running = await connection.execute(_REQUEUE[0], where)
-            await connection.execute(_REQUEUE[1], where)
-        return int(running.rowcount or 0)
+            running = await _requeue(await session.connection(), [(operation, slot)])
+        return running[operation]
 
     async def fail_queued(self, operation: str, error: WolkvoxError) -> int:
         """Fail every queued call of ``operation`` with ``error`` (its token is unusable)."""

@@ -100,7 +100,15 @@ class CallQueue(Protocol):
 
     async def release(self, calls: Sequence[QueuedCall]) -> None: ...
 
-    async def requeue_orphans(self, operation: str, slot: int) -> int: ...
+    async def adopt(
+        self,
+        operation: str,
+        *,
+        orphaned_slots: Sequence[int],
+        replica_id: str,
+        slot: int,
+        limit: int,
+    ) -> tuple[int, list[QueuedCall]]: ...
 
     async def fail_queued(self, operation: str, error: WolkvoxError) -> int: ...
 
@@ -238,18 +246,27 @@ class Dispatcher:
             work = self._signals.waiter(WORK, operation)
             if await self._slots.try_acquire(operation, 0):
                 slots = [0]
+                extra: list[int] = []
                 try:
                     # Slot 1 is only ever taken by slot 0's holder (see the module docstring).
                     for slot in range(1, self._slots_of(operation)):
                         if not await self._slots.try_acquire(operation, slot):
                             break
                         slots.append(slot)
-                    requeued = 0
-                    for slot in slots:
-                        requeued += await self._queue.requeue_orphans(operation, slot)
                     if not swept:
-                        swept, extra = await self._requeue_beyond_concurrency(operation)
-                        requeued += extra
+                        swept, extra = await self._slots_beyond_concurrency(operation)
+                    # What a gone holder left in these slots is queued again, and the first
+                    # calls are reserved, in one transaction.
+                    requeued, reserved = await self._queue.adopt(
+                        operation,
+                        orphaned_slots=[*slots, *extra],
+                        replica_id=self._replica_id,
+                        slot=slots[0],
+                        limit=RESERVE_BATCH,
+                    )
+                    for slot in reversed(extra):
+                        await self._slots.release(operation, slot)
+                    extra = []
                     if requeued:
                         log.warning(
                             "%d call(s) of %s were in flight when their replica stopped; "
@@ -257,17 +274,19 @@ class Dispatcher:
                             requeued,
                             operation,
                         )
-                    await _Lane(self, operation, slots).run()
+                    if reserved:
+                        await _Lane(self, operation, slots, reserved).run()
                 finally:
-                    for slot in reversed(slots):
+                    for slot in reversed([*slots, *extra]):
                         await self._slots.release(operation, slot)
             await self._pause(self._poll_interval, work)
 
-    async def _requeue_beyond_concurrency(self, operation: str) -> tuple[bool, int]:
-        """Queue again calls left running in slots above this replica's concurrency (a replica
-        that ran with a higher ``WOLKVOX_CONCURRENCY`` stopped mid-call), unless a live replica
-        still holds such a slot. Returns (every such slot was free, calls queued again)."""
-        all_free, requeued = True, 0
+    async def _slots_beyond_concurrency(self, operation: str) -> tuple[bool, list[int]]:
+        """Take the free slots above this replica's concurrency, so that calls left running in
+        them (a replica that ran with a higher ``WOLKVOX_CONCURRENCY`` stopped mid-call) are
+        queued again; a slot a live replica still holds is left alone. Returns (every such slot
+        was free, the slots taken: the caller releases them)."""
+        all_free, taken = True, []
         for extra in range(self._slots_of(operation), MAX_CONCURRENCY):
             # A slot this process holds is in use by one of its own workers, not orphaned.
             if self._slots.holds(operation, extra) or not await self._slots.try_acquire(
@@ -275,11 +294,8 @@ class Dispatcher:
             ):
                 all_free = False
                 continue
-            try:
-                requeued += await self._queue.requeue_orphans(operation, extra)
-            finally:
-                await self._slots.release(operation, extra)
-        return all_free, requeued
+            taken.append(extra)
+        return all_free, taken
 
     def _answered(self, call: QueuedCall, outcome: CallOutcome) -> None:
         if self.on_call_done is not None:
@@ -332,12 +348,19 @@ class _Lane:
     """Sends one operation's calls while this replica holds the token's ``slots``: one sender
     per slot, fed in order from calls reserved ahead (see the module docstring)."""
 
-    def __init__(self, dispatcher: Dispatcher, operation: str, slots: Sequence[int]) -> None:
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        operation: str,
+        slots: Sequence[int],
+        reserved: Sequence[QueuedCall] = (),
+    ) -> None:
+        """``reserved``: calls already reserved for ``slots[0]``, sent first."""
         self._dispatcher = dispatcher
         self._queue = dispatcher._queue
         self._operation = operation
         self._slots = list(slots)
-        self._reserved: deque[QueuedCall] = deque()
+        self._reserved: deque[QueuedCall] = deque(reserved)
         self._reserving: asyncio.Task[int] | None = None
         self._dry = False  # the last reservation found no more calls
         self._work = dispatcher._signals.waiter(WORK, operation)
