@@ -242,6 +242,8 @@ class Services:
         await self.dispatcher.aclose(grace)
         self.changes.stop_following()
         await self.tasks.aclose(grace)
+        await self.store.aclose()
+        await self.queue.aclose()
         await self.languages.aclose()
         await self.slots.aclose()
         await self.signals.aclose()

@@ -188,6 +188,11 @@ class ChangeStore:
         # transactions instead of one each (see storage/group_commit.py).
         self._new_changes = GroupCommit(self._record_changes)
 
+    async def aclose(self) -> None:
+        """Wait until the changes being recorded are (shutdown, before the database is disposed
+        of): their commands were not acknowledged yet, but their batch's transaction is begun."""
+        await self._new_changes.aclose()
+
     async def record_change(
         self,
         requester: Requester,

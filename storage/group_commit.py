@@ -16,6 +16,7 @@ their items arrived.
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -52,6 +53,13 @@ class GroupCommit(Generic[Item, Result]):
             self._writer = asyncio.create_task(self._drain(), name="group-commit")
         return future
 
+    async def aclose(self) -> None:
+        """Wait until every item handed in so far is written, or has failed (shutdown: the
+        database is disposed of next). Callers that stopped waiting do not stop this."""
+        writer = self._writer
+        if writer is not None and not writer.done():
+            await asyncio.wait([writer])
+
     async def _drain(self) -> None:
         while self._pending:
             batch = self._pending[: self._max_batch]
@@ -59,9 +67,9 @@ class GroupCommit(Generic[Item, Result]):
             try:
                 results = await self._write([item for item, _future in batch])
             except Exception as error:
-                for _item, future in batch:
-                    if not future.done():
-                        future.set_exception(error)
+                waiting = [future for _item, future in batch if not future.done()]
+                for index, future in enumerate(waiting):
+                    future.set_exception(error if index == 0 else _own_copy(error))
                 continue
             except BaseException:
                 # Cancelled (shutdown): nothing more is written by this task, and whoever still
@@ -83,3 +91,15 @@ class GroupCommit(Generic[Item, Result]):
                     future.set_exception(result)
                 else:
                     future.set_result(result)
+
+
+def _own_copy(error: Exception) -> Exception:
+    """``error`` again for one more of the callers it fails: one exception object raised in
+    several tasks would collect every task's frames in one traceback, and each caller's log would
+    show the others'. The copy's cause is the original, with the writer's own traceback."""
+    try:
+        copied = copy.copy(error)
+    except Exception:
+        return error
+    copied.__cause__ = error
+    return copied

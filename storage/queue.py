@@ -225,6 +225,11 @@ class CallQueue:
         written.add_done_callback(_retrieve)
         return written
 
+    async def aclose(self) -> None:
+        """Wait until every step recorded so far is written (shutdown, before the database is
+        disposed of): an answer not recorded would be sent again after the restart."""
+        await self._steps.aclose()
+
     async def flush(self) -> None:
         """Wait until every step recorded so far is durable (or has failed)."""
         with contextlib.suppress(Exception):

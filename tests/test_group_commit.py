@@ -84,6 +84,31 @@ async def test_a_failed_batch_fails_only_its_own_items() -> None:
     results = await asyncio.gather(first, *others, return_exceptions=True)
     assert results[0] == "A" and results[3:] == ["D", "E"]
     assert all(isinstance(r, RuntimeError) and "cannot write c" in str(r) for r in results[1:3])
+    assert results[1] is not results[2], "each caller raises an exception of its own"
+
+
+async def test_closing_waits_for_the_batch_being_written_and_those_waiting() -> None:
+    written: list[str] = []
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def write(items: Sequence[str]) -> list[str]:
+        if not written:
+            started.set()
+            await release.wait()
+        for item in items:  # a write of several round trips, as a database's is
+            await asyncio.sleep(0)
+            written.append(item)
+        return list(items)
+
+    group: GroupCommit[str, str] = GroupCommit(write)
+    first = group.enqueue("a")
+    await started.wait()
+    gone = group.enqueue("b")
+    gone.cancel()  # its caller was cancelled (shutdown): it is written all the same
+    closing = asyncio.create_task(group.aclose())
+    release.set()
+    await closing
+    assert first.done() and written == ["a", "b"]
 
 
 async def test_a_caller_that_stops_waiting_does_not_stop_the_write() -> None:
