@@ -148,6 +148,20 @@ async def test_success_with_a_byte_order_mark_and_gzip() -> None:
     assert result.message == "Agentbox has been show"
 
 
+async def test_a_body_its_content_encoding_cannot_undo_is_an_unexpected_answer() -> None:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.Response(
+            body=b"not gzip at all " + TOKEN.encode(),
+            headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        )
+
+    async with serve(handler) as url:
+        err = await call_error(url)
+    assert isinstance(err, UnexpectedAnswer)
+    assert err.detail.startswith("DecodingError")
+    assert_no_token(err)
+
+
 async def test_the_request_is_exactly_as_documented() -> None:
     seen: list[dict[str, Any]] = []
 
@@ -181,6 +195,42 @@ async def test_the_request_is_exactly_as_documented() -> None:
     assert req["headers"]["wolkvox_server"] == "0042"
     assert req["body"] == b""
     assert req["headers"].get("Content-Length", "0") == "0"
+
+
+async def test_the_request_headers_are_exactly_these_and_no_cookie() -> None:
+    seen: list[list[tuple[str, str]]] = []
+
+    async def record(request: web.Request) -> web.StreamResponse:
+        seen.append([(name.decode(), value.decode()) for name, value in request.raw_headers])
+        response = web.Response(
+            text=wolkvox_body("200", None, "default", "Agentbox has been hide"),
+            content_type="application/json",
+        )
+        response.set_cookie("session", "abc123")
+        return response
+
+    async with serve(record) as url, WolkvoxClient(url) as client:
+        for _ in range(3):
+            await client.agent_display(Credentials(server="0042", token=TOKEN), HIDE)
+
+    expected = [
+        ("accept-encoding", "gzip, deflate"),
+        ("connection", "keep-alive"),
+        ("user-agent", "agentbox"),
+        ("accept", "application/json"),
+        ("wolkvox-token", TOKEN),
+        ("wolkvox_server", "0042"),
+    ]
+    assert len(seen) == 3
+    for headers in seen:
+        lowered = [(name.lower(), value) for name, value in headers]
+        names = [name for name, _ in lowered]
+        assert "cookie" not in names
+        assert len(names) == len(set(names))
+        assert [item for item in lowered if item[0] in dict(expected)] == expected
+        assert dict(lowered)["content-length"] == "0"
+        # Host and Content-Length from httpx; aiohttp adds a Content-Type to a body-less POST.
+        assert set(names) - set(dict(expected)) <= {"host", "content-length", "content-type"}
 
 
 async def test_base_url_server_placeholder_keeps_leading_zeros() -> None:
@@ -475,6 +525,14 @@ async def test_slow_body_counts_against_the_deadline() -> None:
     assert isinstance(err, Timeout)
 
 
+class _ShortReadTransport(httpx.AsyncHTTPTransport):
+    """httpx's own transport, reading for 0.1 s whatever timeouts the request brings."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        request.extensions["timeout"] = {**request.extensions["timeout"], "read": 0.1}
+        return await super().handle_async_request(request)
+
+
 async def test_httpx_timeout_is_a_timeout() -> None:
     release = asyncio.Event()
 
@@ -482,15 +540,20 @@ async def test_httpx_timeout_is_a_timeout() -> None:
         await release.wait()
         return web.Response()
 
-    http = httpx.AsyncClient(timeout=0.1)
+    transport = _ShortReadTransport()
     try:
         async with serve(never) as url:
-            client = WolkvoxClient(url, http=http, deadline=0.1)
-            with pytest.raises(Timeout):
+            # The deadline is far: only httpx's read timeout can end the call this soon.
+            client = WolkvoxClient(url, transport=transport, deadline=30)
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(Timeout) as info:
                 await client.agent_display(CREDS, HIDE)
+            assert asyncio.get_running_loop().time() - started < 10
     finally:
         release.set()
-        await http.aclose()
+        await transport.aclose()
+    assert info.value.detail.startswith("ReadTimeout")
+    assert_no_token(info.value)
 
 
 async def test_connection_refused() -> None:
@@ -739,18 +802,67 @@ def test_no_answer_can_make_the_token_surface(
 # -- owning the HTTP client -----------------------------------------------------------------------
 
 
+class _RecordingTransport(httpx.AsyncBaseTransport):
+    """Hands every request on to ``inner``, keeping it; counts the calls of :meth:`aclose`."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.requests: list[httpx.Request] = []
+        self.closed = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        self.closed += 1
+        await self.inner.aclose()
+
+
 async def test_owned_http_client_is_closed_and_a_given_one_is_not(sim: Simulator) -> None:
-    given_http = httpx.AsyncClient()
+    given = _RecordingTransport(
+        AiohttpTransport(limits=httpx.Limits(), ssl_context=ssl.create_default_context())
+    )
     try:
-        async with WolkvoxClient(sim.url, http=given_http) as client:
+        async with WolkvoxClient(sim.url, transport=given) as client:
             await client.agent_display(CREDS, HIDE)
-        assert not given_http.is_closed
+            await client.agent_display(CREDS, SHOW)
+        assert len(given.requests) == 2
+        assert given.closed == 0
+        assert client._pools == {}
     finally:
-        await given_http.aclose()
+        await given.aclose()
 
     owned = WolkvoxClient(sim.url)
+    await owned.agent_display(CREDS, HIDE)
+    [pool] = owned._pools.values()
+    session = pool._session
+    assert session is not None and not session.closed
     await owned.aclose()
-    assert owned._http.is_closed
+    assert session.closed
+    assert owned._pools == {}
+
+
+@pytest.mark.parametrize("deadline", [CALL_DEADLINE_SECONDS, 3.0])
+async def test_timeouts_travel_as_httpx_client_would_send_them(
+    sim: Simulator, deadline: float
+) -> None:
+    given = _RecordingTransport(
+        AiohttpTransport(limits=httpx.Limits(), ssl_context=ssl.create_default_context())
+    )
+    async with given, WolkvoxClient(sim.url, transport=given, deadline=deadline) as client:
+        await client.agent_display(CREDS, HIDE)
+    [request] = given.requests
+    timeout = httpx.Timeout(deadline, connect=min(10.0, deadline), write=min(10.0, deadline))
+    async with httpx.AsyncClient(timeout=timeout) as http:
+        expected = http.build_request("POST", sim.url).extensions["timeout"]
+    assert request.extensions["timeout"] == expected
+    assert expected == {
+        "connect": min(10.0, deadline),
+        "read": deadline,
+        "write": min(10.0, deadline),
+        "pool": deadline,
+    }
 
 
 async def test_connections_are_reused() -> None:

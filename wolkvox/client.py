@@ -1,19 +1,25 @@
 """The HTTP client for wolkvox's agent_display API.
 
-One :class:`WolkvoxClient` holds one small ``httpx.AsyncClient`` connection pool per token (the
+One :class:`WolkvoxClient` holds one small connection pool (an httpx transport) per token (the
 calls of a token reuse their keep-alive connections) and turns every answer into either a
 :class:`DisplayResult` or a :class:`WolkvoxError` subclass.
 It does no retrying and no queueing: the per-token dispatcher decides what to retry (the
 ``transient`` flag of the error) and keeps the calls per token within wolkvox's limit.
 
-The pools it makes speak httpx's API, but their transport is :class:`AiohttpTransport`: aiohttp
-(already a dependency, for the server side) moves the bytes instead of httpcore/h11. httpcore's
-pure-Python HTTP/1.1 and its anyio layer made a call cost about 0.75 ms of CPU on a 2-core
-machine, against about 0.5 ms through this transport; with many tokens at work agentbox is
-CPU-bound, so that is throughput. The transport maps aiohttp's failures onto httpx's exceptions of
-the same meaning (connect and read timeouts, connection and protocol errors), so everything above
-it (the deadline, the body limit, redirects not followed, error kinds) stays as httpx defines it;
-only the write timeout has no aiohttp counterpart (the deadline bounds a stuck send).
+The pools speak httpx's transport API (``httpx.Request`` in, ``httpx.Response`` out), but they
+are :class:`AiohttpTransport`: aiohttp (already a dependency, for the server side) moves the bytes
+instead of httpcore/h11. httpcore's pure-Python HTTP/1.1 and its anyio layer made a call cost
+about 0.75 ms of CPU on a 2-core machine, against about 0.5 ms through this transport; with many
+tokens at work agentbox is CPU-bound, so that is throughput. The transport maps aiohttp's failures
+onto httpx's exceptions of the same meaning (connect and read timeouts, connection and protocol
+errors), so everything above it (the deadline, the body limit, error kinds) stays as httpx defines
+it; only the write timeout has no aiohttp counterpart (the deadline bounds a stuck send).
+The client hands each request to the transport itself, without an ``httpx.AsyncClient``: the
+client's per-call machinery (cookie jar, auth and redirect flow, event hooks, header merging) is
+unused here and cost about 0.1 ms of CPU per call. So it does the little of it that matters
+itself: the default headers, the timeouts in the request's extensions (as httpx's client puts
+them), closing the response; redirects are not followed because nothing follows them, and no
+cookie is ever kept or sent.
 The ``httpx-aiohttp`` package does the same but maps a refused connection and a dropped one to
 ``httpx.ConnectTimeout`` (a Timeout here, not a ConnectionFailed), and lets aiohttp's own
 exception through for a malformed answer.
@@ -86,6 +92,14 @@ _WRITE_TIMEOUT = 10.0
 #: with many tokens at work. aiohttp has no separate idle cap: a pool keeps up to
 #: ``max_connections`` idle connections, each for ``keepalive_expiry`` seconds.
 _POOL_LIMITS = httpx.Limits(max_connections=4, max_keepalive_connections=2, keepalive_expiry=30.0)
+#: Sent with every call, in this order, before the two wolkvox headers: what httpx's client sent
+#: by default, with agentbox's own User-Agent and Accept. httpx always decodes gzip and deflate.
+_DEFAULT_HEADERS = {
+    "Accept-Encoding": "gzip, deflate",
+    "Connection": "keep-alive",
+    "User-Agent": "agentbox",
+    "Accept": "application/json",
+}
 
 # The server code becomes part of a host name: anything but these characters could point the
 # request (and its token header) somewhere else.
@@ -113,12 +127,16 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     seconds of idleness before a connection is closed. Its aiohttp session is made at the first
     request, on the running event loop, and closed by :meth:`aclose`.
 
-    httpx keeps its own jobs: redirects, cookies, decoding (aiohttp gets the body as sent, with no
-    decompression and no cookie jar) and timeouts: ``connect`` bounds making a connection, ``read``
+    It only moves bytes, as an httpx transport does: no redirects (a 3xx is returned as is), no
+    cookie jar, no decompression (the body comes as sent; ``httpx.Response.aiter_bytes`` undoes its
+    Content-Encoding). Its timeouts are the request's ``timeout`` extension, as
+    ``httpx.Timeout.as_dict()`` gives them: ``connect`` bounds making a connection, ``read``
     each wait for the answer or a piece of its body, ``pool`` getting a connection at all (waiting
     for a free one plus making it, as aiohttp counts it). aiohttp has no write timeout: a request's
     bytes are handed to the socket buffer without waiting, and a caller's own deadline bounds the
     rest. Failures come out as the httpx exception of the same meaning (:func:`_httpx_error`).
+    The caller closes every response it gets (``await response.aclose()``), which gives its
+    connection back to the pool, or drops it when the body was not read to the end.
     """
 
     def __init__(self, *, limits: httpx.Limits, ssl_context: ssl.SSLContext) -> None:
@@ -252,15 +270,17 @@ class WolkvoxClient:
     """Calls wolkvox's agent_display; every failure comes out as a :class:`WolkvoxError`.
 
     ``base_url`` may contain ``{server}``, replaced by each call's server code; without it the URL
-    is used as is (the simulator, a staging proxy). An ``http`` client passed in is used for every
-    call but not closed; without one, each token gets a pool of its own, closed by :meth:`aclose`.
+    is used as is (the simulator, a staging proxy). A ``transport`` passed in is used for every
+    call and not closed; without one, each token gets an :class:`AiohttpTransport` (a connection
+    pool) of its own, closed by :meth:`aclose`. Redirects are never followed: following one would
+    resend the token header to wherever it points, and a redirect is not a documented answer.
     """
 
     def __init__(
         self,
         base_url: str = DEFAULT_BASE_URL,
         *,
-        http: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
         deadline: float = CALL_DEADLINE_SECONDS,
     ) -> None:
         if deadline <= 0:
@@ -272,29 +292,21 @@ class WolkvoxClient:
             connect=min(_CONNECT_TIMEOUT, deadline),
             write=min(_WRITE_TIMEOUT, deadline),
         )
-        self._owns_http = http is None
+        self._transport = transport  # given: used for every call, not closed
         # Loading the CA bundle takes tens of milliseconds: once, shared by every pool.
         self._tls: ssl.SSLContext | None = None
-        self._http = http or self._new_pool()
-        self._pools: dict[tuple[str, str], httpx.AsyncClient] = {}  # (server, token) -> pool
+        # (server, token) -> that token's own pool, when no transport was given.
+        self._pools: dict[tuple[str, str], AiohttpTransport] = {}
         self._parsed_urls: dict[str, httpx.URL] = {}
 
-    def _new_pool(self) -> httpx.AsyncClient:
+    def _new_pool(self) -> AiohttpTransport:
         if self._tls is None:
             self._tls = httpx.create_ssl_context(trust_env=False)
-        return httpx.AsyncClient(
-            transport=AiohttpTransport(limits=_POOL_LIMITS, ssl_context=self._tls),
-            timeout=self._timeout,
-            # A redirect is not a documented answer, and following one would resend the token
-            # header to wherever it points.
-            follow_redirects=False,
-            trust_env=False,
-            headers={"User-Agent": "agentbox", "Accept": "application/json"},
-        )
+        return AiohttpTransport(limits=_POOL_LIMITS, ssl_context=self._tls)
 
-    def _pool_for(self, credentials: Credentials) -> httpx.AsyncClient:
-        if not self._owns_http:
-            return self._http
+    def _pool_for(self, credentials: Credentials) -> httpx.AsyncBaseTransport:
+        if self._transport is not None:
+            return self._transport
         key = (credentials.server, credentials.token)
         pool = self._pools.get(key)
         if pool is None:
@@ -317,10 +329,10 @@ class WolkvoxClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        if self._owns_http:
-            pools, self._pools = list(self._pools.values()), {}
-            for pool in [self._http, *pools]:
-                await pool.aclose()
+        """Close the pools this client made (a ``transport`` given to it stays open)."""
+        pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            await pool.aclose()
 
     def url_for(self, server: str) -> str:
         """The agent_display URL (without query) for one server code."""
@@ -349,7 +361,7 @@ class WolkvoxClient:
             "display": display,
             "button": request.button.value,
         }
-        headers = {"wolkvox-token": token, "wolkvox_server": credentials.server}
+        headers = {**_DEFAULT_HEADERS, "wolkvox-token": token, "wolkvox_server": credentials.server}
         fingerprint = credentials.token_fingerprint
         log.debug(
             "wolkvox agent_display -> server=%s token=%s agent=%s display=%s button=%s",
@@ -399,7 +411,11 @@ class WolkvoxClient:
         raise error from None
 
     async def _send(
-        self, http: httpx.AsyncClient, url: str, params: dict[str, str], headers: dict[str, str]
+        self,
+        transport: httpx.AsyncBaseTransport,
+        url: str,
+        params: dict[str, str],
+        headers: dict[str, str],
     ) -> tuple[int, str, bytes]:
         """POST with an empty body; read at most :data:`MAX_BODY_BYTES` of the answer."""
         parsed = self._parsed_urls.get(url)
@@ -407,11 +423,21 @@ class WolkvoxClient:
             # httpx parses (and validates) a URL given as text on every request, and again when
             # it adds the query: a parsed one, kept per server, saves one of the two.
             parsed = self._parsed_urls[url] = httpx.URL(url)
-        async with http.stream(
-            "POST", parsed, params=params, headers=headers, content=b"", timeout=self._timeout
-        ) as response:
+        # ``params`` replaces any query of the URL, as httpx's client did. ``content=b""`` makes
+        # httpx add Host and ``Content-Length: 0``.
+        http_request = httpx.Request(
+            "POST",
+            parsed,
+            params=params,
+            headers=headers,
+            content=b"",
+            extensions={"timeout": self._timeout.as_dict()},
+        )
+        response = await transport.handle_async_request(http_request)
+        try:
             chunks: list[bytes] = []
             size = 0
+            # aiter_bytes undoes the Content-Encoding (a failure there is httpx.DecodingError).
             async for chunk in response.aiter_bytes():
                 chunks.append(chunk)
                 size += len(chunk)
@@ -419,6 +445,9 @@ class WolkvoxClient:
                     break
             body = b"".join(chunks)[: MAX_BODY_BYTES + 1]
             return response.status_code, response.headers.get("content-type", ""), body
+        finally:
+            # Gives the connection back to the pool, or drops it when the body was not read whole.
+            await response.aclose()
 
 
 def interpret_answer(
