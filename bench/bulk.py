@@ -32,6 +32,8 @@ from wolkvox.client import AGENT_DISPLAY_PATH
 TARGET_RATIO = 1.05
 #: Calls of the bare loop that shows, for each L, the ratio a client alone reaches (the floor).
 FLOOR_CALLS = 100
+#: Agents of the change each server makes before the measured cells.
+WARM_UP_AGENTS = 2
 Cell = tuple[int, float, int]
 """(agents N, latency L in seconds, concurrency C)"""
 
@@ -71,6 +73,20 @@ async def measure(ctx: Context) -> Section:
                 FakeSlack(observer=summaries) as slack,
                 running_server(config, simulator, slack, concurrency=concurrency) as server,
             ):
+                # Not measured: the first change after a start loads code, prepares statements
+                # and opens the connection to wolkvox (as in measurement 3).
+                await measure_bulk(
+                    config,
+                    server,
+                    slack,
+                    summaries,
+                    simulator,
+                    agents=WARM_UP_AGENTS,
+                    latency=plan.bulk_latencies_s[0],
+                    concurrency=concurrency,
+                    first_agent=99_000,
+                    channel="C_BULK_WARM_UP",
+                )
                 for index, cell in enumerate(c for c in cells if c[2] == concurrency):
                     agents, latency, _ = cell
                     result = await measure_bulk(
@@ -111,16 +127,18 @@ def _section(
             f"One `/agentbox hide dial A-B` over N agents, with the simulator answering each call "
             f"after L, and `WOLKVOX_CONCURRENCY=C`: N in {_list(plan.bulk_agents)}, L in "
             f"{_list(int(latency * 1000) for latency in plan.bulk_latencies_s)} ms, C in "
-            f"{_list(plan.bulk_concurrency)}. The time runs from sending the command to its "
-            f"summary reaching Slack (the fake Web API), and is compared with the limit N x L / C: "
-            f"every call back to back, C at a time, at the simulator's latency. A ratio of 1 "
-            f"means agentbox adds nothing; the target is at most {TARGET_RATIO}. One server per "
-            f"C and run (SQLite), the cells one after the other. The *calls' span* is the same "
-            f"ratio seen from the simulator: first call arriving to last call answered, which "
-            f"leaves out the ack, the first claim and the summary. Before the cells, in each "
-            f"run, a bare `aiohttp` loop (the lightest client here) sends {FLOOR_CALLS} calls one "
-            f"after the other to the same simulator at each L, timed by the simulator like the "
-            f"calls' span: the ratio a client alone reaches on this machine, the *floor* for C=1."
+            f"{_list(plan.bulk_concurrency)}. The time runs from sending the command to its summary"
+            f" reaching Slack (the fake Web API), and is compared with the limit N x L / C: every "
+            f"call back to back, C at a time, at the simulator's latency. A ratio of 1 means "
+            f"agentbox adds nothing; the target is at most {TARGET_RATIO}. One server per C and run"
+            f" (SQLite), the cells one after the other, after one change of {WARM_UP_AGENTS} agents"
+            f" that is not measured (the first change after a start loads code, prepares statements"
+            f" and opens the connection to wolkvox). The *calls' span* is the same ratio seen from "
+            f"the simulator: first call arriving to last call answered, which leaves out the ack, "
+            f"the first claim and the summary. Before the cells, in each run, a bare `aiohttp` loop"
+            f" (the lightest client here) sends {FLOOR_CALLS} calls one after the other to the same"
+            f" simulator at each L, timed by the simulator like the calls' span: the ratio a client"
+            f" alone reaches on this machine, the *floor* for C=1."
         ),
     )
     section.details.append(

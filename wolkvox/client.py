@@ -293,15 +293,15 @@ class WolkvoxClient:
             write=min(_WRITE_TIMEOUT, deadline),
         )
         self._transport = transport  # given: used for every call, not closed
-        # Loading the CA bundle takes tens of milliseconds: once, shared by every pool.
-        self._tls: ssl.SSLContext | None = None
+        # Loading the CA bundle takes tens of milliseconds: once, here, rather than in the first
+        # command's first call; shared by every pool.
+        self._tls = None if transport is not None else httpx.create_ssl_context(trust_env=False)
         # (server, token) -> that token's own pool, when no transport was given.
         self._pools: dict[tuple[str, str], AiohttpTransport] = {}
         self._parsed_urls: dict[str, httpx.URL] = {}
 
     def _new_pool(self) -> AiohttpTransport:
-        if self._tls is None:
-            self._tls = httpx.create_ssl_context(trust_env=False)
+        assert self._tls is not None, "a client given a transport makes no pools"
         return AiohttpTransport(limits=_POOL_LIMITS, ssl_context=self._tls)
 
     def _pool_for(self, credentials: Credentials) -> httpx.AsyncBaseTransport:
