@@ -34,13 +34,13 @@ bench: install
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # Extract every _("…") of the app (babel.cfg) into the Spanish catalog: new strings come in empty
-# or fuzzy, removed ones go. Then translate them in locale/es/LC_MESSAGES/agentbox.po; the app reads
+# or fuzzy, removed ones go. Then translate them in commands/locale/es/LC_MESSAGES/agentbox.po; the app reads
 # the .po itself (no compile step), and tests/test_i18n.py fails while one is missing.
 messages: install
 	pot=$$(mktemp) && trap 'rm -f "$$pot"' EXIT && \
 	$(BIN)/pybabel extract -F babel.cfg --add-location=file --sort-by-file --no-wrap \
 		-c TRANSLATORS: --project=agentbox -o "$$pot" . && \
-	$(BIN)/pybabel update -i "$$pot" -d locale -D agentbox --no-wrap --ignore-obsolete --init-missing -l es
+	$(BIN)/pybabel update -i "$$pot" -d commands/locale -D agentbox --no-wrap --ignore-obsolete --init-missing -l es
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

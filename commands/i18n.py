@@ -7,10 +7,11 @@ mark a string that is translated later, where it is shown), with named placehold
 
     _("There is no team named `{name}`.").format(name=name)
 
-The translations are the gettext PO files ``locale/<lang>/LC_MESSAGES/agentbox.po``, read with
-Babel the first time a language is used: there is no compiled ``.mo`` file that could fall behind
-the ``.po``. ``make messages`` extracts the strings into them; tests/test_i18n.py fails while one
-lacks a translation.
+The translations are the gettext PO files
+``commands/locale/<lang>/LC_MESSAGES/agentbox.po`` (package data: installed with the app), read
+with Babel the first time a language is used: there is no compiled ``.mo`` file that could fall
+behind the ``.po``. ``make messages`` extracts the strings into them; tests/test_i18n.py fails
+while one lacks a translation.
 
 The language belongs to the task, not the process: a ContextVar that bot/language.py sets for each
 Slack request (and that the background tasks a request starts inherit), and that work starting
@@ -37,7 +38,8 @@ from babel.messages.pofile import read_po
 log = logging.getLogger(__name__)
 
 DOMAIN: Final = "agentbox"
-LOCALE_DIR: Final = Path(__file__).resolve().parent.parent / "locale"
+LOCALE_DIR: Final = Path(__file__).resolve().parent / "locale"
+"""The catalogs, inside this package so that they are installed with it (package data)."""
 
 ENGLISH: Final = "en"
 SPANISH: Final = "es"

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import ast
 import string
+import tomllib
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
@@ -26,7 +28,7 @@ from bot.fake_slack import FakeSlack
 from commands import i18n
 from commands.agents import agent_ranges
 from commands.grammar import LanguageCommand, ParseError, parse
-from commands.i18n import SPANISH, _, catalog_path, use_language
+from commands.i18n import LOCALE_DIR, SPANISH, _, catalog_path, use_language
 from commands.reads import _status_word
 from commands.roles import Actor, Target, decide_change, describe
 from storage.directory import GrantRecord, TeamRecord
@@ -532,3 +534,17 @@ async def test_status_and_history_in_both_languages(agentbox: Harness, language:
         text = ack_text(await agentbox.slash(command))
         assert (english if language == "en" else spanish) in text, (command, text)
         assert language == "en" or english not in text
+
+
+def test_the_catalogs_are_installed_with_the_package() -> None:
+    """An installed agentbox (a wheel, not a checkout) speaks Spanish too: each catalog the app
+    reads is package data of the package it sits in."""
+    pyproject = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+    package_data: dict[str, list[str]] = pyproject["tool"]["setuptools"]["package-data"]
+    package = Path(i18n.__file__).parent
+    catalogs = sorted(LOCALE_DIR.rglob("*.po"))
+    assert catalogs, "no catalog found"
+    for catalog in catalogs:
+        assert catalog.is_relative_to(package), f"{catalog} is outside the commands package"
+        inside = catalog.relative_to(package).as_posix()
+        assert any(fnmatch(inside, pattern) for pattern in package_data["commands"]), inside
