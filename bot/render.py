@@ -252,13 +252,22 @@ def progress(display: Display, buttons: Sequence[Button], done: int, total: int)
 
 def report(result: ChangeReport) -> Message:
     """The summary: per button and outcome, which agents, and wolkvox's message or the reason;
-    for a timed change, when it reverts; for its revert, that the time is up."""
+    for a timed change, when it reverts; for its revert, that the time is up, and when one
+    failed, whether agentbox tries again."""
     summary = _report(result)
     if result.automatic_revert:
         time_up = _(":stopwatch: Time is up for change #{change_id}: putting it back.").format(
             change_id=result.reverts_change_id
         )
         summary = message(f"{time_up}\n{summary['text']}")
+        if result.failed and result.revert_again_in is not None:
+            again = _(":repeat: agentbox tries again in {length}.").format(
+                length=describe_duration(result.revert_again_in)
+            )
+            summary = message(f"{summary['text']}\n{again}")
+        elif result.failed:
+            stop = _(":warning: agentbox stops trying: put the rest back by hand.")
+            summary = message(f"{summary['text']}\n{stop}")
     if result.duration_seconds and result.succeeded:
         back = _(":stopwatch: agentbox puts it back in {length}.").format(
             length=describe_duration(result.duration_seconds)

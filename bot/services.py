@@ -192,6 +192,7 @@ class Services:
             concurrency=settings.wolkvox_concurrency,
             lease=settings.agentbox_reporter_lease_seconds,
             approvals=approvals,
+            clock=clock,
         )
         # A change is read again as soon as this process answered its last open call.
         dispatcher.on_call_done = lambda call, _outcome: changes.note_answered(call.change_id)

@@ -23,6 +23,7 @@ from typing import Protocol
 from commands.access import Access, Caller
 from commands.agents import agent_ranges
 from commands.approvals import ApprovalService, Requested, RequestPlan, plan_request
+from commands.clock import Clock, system_clock
 from commands.grammar import (
     MAX_AGENTS,
     ChangeCommand,
@@ -36,6 +37,7 @@ from commands.i18n import _
 from commands.operations import DEFAULT_OPERATION, Operations
 from commands.roles import ChangeDecision, Refusal, Target, decide_change
 from commands.snapshot import Snapshot, Snapshots
+from commands.timed import retry_of_failed_revert
 from storage.changes import (
     ChangeRecord,
     ChangeStore,
@@ -155,6 +157,9 @@ class ChangeReport:
     #: The change this one reverts, and whether agentbox made it when a timed change ended.
     reverts_change_id: int | None = None
     automatic_revert: bool = False
+    #: An automatic revert that failed: in how many seconds agentbox tries again (None: it does
+    #: not, and whoever reads should put it back by hand).
+    revert_again_in: int | None = None
 
     @property
     def succeeded(self) -> int:
@@ -216,8 +221,12 @@ class ChangeService:
         concurrency: int,
         lease: float,
         approvals: ApprovalService,
+        clock: Clock = system_clock,
     ) -> None:
+        """``clock``: what time it is for the timers a finished change sets (a timed change's
+        revert, the next attempt at a failed one)."""
         self._store = store
+        self._clock = clock
         self._approvals = approvals
         self._queue = queue
         self._signals = signals
@@ -728,11 +737,14 @@ class ChangeService:
                             return None
                         record = await self._store.load_change(change_id)
                         assert record is not None
+                        again = retry_of_failed_revert(record)
                         report = replace(
-                            report_of(record), trail_channels=await self._trail_channels(record)
+                            report_of(record),
+                            trail_channels=await self._trail_channels(record),
+                            revert_again_in=int(again[0].total_seconds()) if again else None,
                         )
                         await _notify(listener.on_finished(report))
-                        await self._store.finish(change_id)
+                        await self._store.finish(change_id, now=self._clock(), revert_again=again)
                         return report
                     if self._stopping.is_set():
                         await _notify(listener.on_interrupted(done, total))

@@ -5,6 +5,10 @@ The timer is a column of the change (``revert_at``), set when the change is done
 revert is an ordinary change recorded in the timed change's name, which clears the timer in the
 same transaction: two replicas due at once make one revert.
 
+A revert whose calls fail for a reason that may pass (wolkvox down, slow, in maintenance) sets the
+timer again when it finishes (:func:`retry_of_failed_revert`, :data:`REVERT_RETRY_DELAYS`): the
+next attempt puts back what is still the timed change's, under a key of its own.
+
 It puts back only what the timed change still owns: a button that someone changed again since
 (another change, an undo) is left as they set it. The revert needs no new permission check: it
 undoes what the requester was allowed to do, for as long as they were allowed to ask.
@@ -14,15 +18,26 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 from commands.clock import Clock, aware
 from storage.audit import AuditEntry
-from storage.changes import TIMER_KEY_PREFIX, ChangeRecord, ChangeStore, PlannedCall
+from storage.changes import ChangeRecord, ChangeStore, PlannedCall, timer_key
 from storage.history import History
 from storage.models import CallStatus, Decision
+from wolkvox.errors import transient_kinds
 from wolkvox.model import Display
 
 log = logging.getLogger(__name__)
+
+#: How long after each failed attempt at putting a timed change back agentbox tries again: one
+#: more attempt per entry, then it stops (and the summary says to do it by hand).
+REVERT_RETRY_DELAYS: tuple[timedelta, ...] = (
+    timedelta(minutes=1),
+    timedelta(minutes=5),
+    timedelta(minutes=15),
+    timedelta(hours=1),
+)
 
 
 @dataclass(frozen=True)
@@ -44,6 +59,34 @@ def describe_duration(seconds: int) -> str:
         f"{secs}s" if secs else "",
     ]
     return "".join(parts) or "0s"
+
+
+def retry_of_failed_revert(record: ChangeRecord) -> tuple[timedelta, AuditEntry] | None:
+    """For an automatic revert some of whose calls failed for a reason that may pass: how long
+    until the next attempt, and the audit entry that says so. None when nothing failed, when what
+    failed would fail again (a refused token, a spent quota), or after the last attempt."""
+    if not record.automatic_revert or record.reverts_change_id is None:
+        return None
+    transient = transient_kinds()
+    failed = [call for call in record.calls if call.status == CallStatus.FAILED]
+    if not any(call.error_kind in transient for call in failed):
+        return None
+    if not 1 <= record.revert_attempt <= len(REVERT_RETRY_DELAYS):
+        return None
+    delay = REVERT_RETRY_DELAYS[record.revert_attempt - 1]
+    kinds = ", ".join(sorted({call.error_kind or "error" for call in failed}))
+    audit = AuditEntry.by(
+        record.requester,
+        action="revert",
+        text=f"end of timed change #{record.reverts_change_id}",
+        decision=Decision.ALLOWED,
+        reason=(
+            f"{len(failed)} call(s) of change #{record.id} failed ({kinds}): attempt "
+            f"{record.revert_attempt + 1} in {describe_duration(int(delay.total_seconds()))}"
+        ),
+        change_id=record.reverts_change_id,
+    )
+    return delay, audit
 
 
 class TimedChanges:
@@ -111,14 +154,16 @@ class TimedChanges:
             return None
         opposite = Display.SHOW if record.display == Display.HIDE else Display.HIDE
         planned = [PlannedCall(c.operation, c.agent_id, c.button, opposite.value) for c in calls]
+        attempt = await self._store.automatic_reverts_of(record.id) + 1
+        again = f", attempt {attempt}" if attempt > 1 else ""
         recorded = await self._store.record_change(
             record.requester,
-            text=f"end of timed change #{record.id} ({length} are up)",
+            text=f"end of timed change #{record.id} ({length} are up{again})",
             display=opposite.value,
             buttons=list(dict.fromkeys(c.button for c in calls)),
             calls=planned,
             response_url=None,
-            idempotency_key=f"{TIMER_KEY_PREFIX}{record.id}",
+            idempotency_key=timer_key(record.id, attempt),
             reporter_id=self._replica_id,
             lease=self._lease,
             reason=f"timed change #{record.id} ended after {length}",

@@ -89,6 +89,8 @@ class ChangeRecord:
     reverts_change_id: int | None = None
     #: Made by agentbox when a timed change's time was up (not asked for by anyone).
     automatic_revert: bool = False
+    #: Which attempt at putting the timed change back this automatic revert is (1 the first).
+    revert_attempt: int = 0
 
     @property
     def operations(self) -> tuple[str, ...]:
@@ -161,6 +163,21 @@ _PROGRESS = select(
 
 #: The idempotency key of a timed change's automatic revert is this and the timed change's id.
 TIMER_KEY_PREFIX = "timer:"
+
+
+def timer_key(change_id: int, attempt: int = 1) -> str:
+    """The idempotency key of the ``attempt``-th automatic revert of timed change
+    ``change_id``: each attempt is made once, whichever replica makes it."""
+    suffix = "" if attempt == 1 else f":{attempt}"
+    return f"{TIMER_KEY_PREFIX}{change_id}{suffix}"
+
+
+def revert_attempt(idempotency_key: str | None) -> int:
+    """Which attempt an automatic revert is, from its :func:`timer_key`; 0 for other changes."""
+    if not idempotency_key or not idempotency_key.startswith(TIMER_KEY_PREFIX):
+        return 0
+    _change, _, attempt = idempotency_key[len(TIMER_KEY_PREFIX) :].partition(":")
+    return int(attempt) if attempt.isdigit() else 1
 
 
 @dataclass(eq=False)
@@ -512,6 +529,7 @@ class ChangeStore:
                 duration_seconds=change.duration_seconds,
                 reverts_change_id=change.reverts_change_id,
                 automatic_revert=(change.idempotency_key or "").startswith(TIMER_KEY_PREFIX),
+                revert_attempt=revert_attempt(change.idempotency_key),
             )
 
     async def last_done_change(self, user_id: str) -> int | None:
@@ -546,31 +564,67 @@ class ChangeStore:
                 .values(progress_channel=channel, progress_ts=ts)
             )
 
-    async def finish(self, change_id: int) -> None:
+    async def finish(
+        self,
+        change_id: int,
+        *,
+        now: datetime | None = None,
+        revert_again: tuple[timedelta, AuditEntry] | None = None,
+    ) -> None:
         """Every call is answered and the summary delivered.
 
         A timed change's revert falls due from now: the timer is set by the same transaction that
         marks the change done, and only by the first one, so it is never set again once reverted.
+        ``revert_again`` (this is an automatic revert that failed): the timed change's timer is
+        set again, that long from now, and audited so, by that same first transaction. ``now``:
+        what time it is for those timers (the services' clock).
         """
-        now = utcnow()
+        now = now or utcnow()
         async with self._db.transaction() as session:
-            duration = await session.scalar(
-                update(_CHANGES)
-                .where(_CHANGES.c.id == change_id, _CHANGES.c.status != ChangeStatus.DONE)
-                .values(
-                    status=ChangeStatus.DONE,
-                    finished_at=now,
-                    reported_at=now,
-                    reporter_lease_until=None,
+            finished = (
+                await session.execute(
+                    update(_CHANGES)
+                    .where(_CHANGES.c.id == change_id, _CHANGES.c.status != ChangeStatus.DONE)
+                    .values(
+                        status=ChangeStatus.DONE,
+                        finished_at=now,
+                        reported_at=now,
+                        reporter_lease_until=None,
+                    )
+                    .returning(_CHANGES.c.duration_seconds, _CHANGES.c.reverts_change_id)
                 )
-                .returning(_CHANGES.c.duration_seconds)
-            )
+            ).one_or_none()
+            if finished is None:
+                return  # finished already, by another replica
+            duration, reverted = finished
             if duration:
                 await session.execute(
                     update(_CHANGES)
                     .where(_CHANGES.c.id == change_id)
                     .values(revert_at=now + timedelta(seconds=duration))
                 )
+            if revert_again is not None and reverted is not None:
+                delay, audit = revert_again
+                rearmed = await session.execute(
+                    update(_CHANGES)
+                    .where(_CHANGES.c.id == reverted, _CHANGES.c.revert_at.is_(None))
+                    .values(revert_at=now + delay)
+                )
+                if rearmed.rowcount:  # type: ignore[attr-defined]
+                    add_audit(session, audit)
+
+    async def automatic_reverts_of(self, change_id: int) -> int:
+        """How many times agentbox has tried to put timed change ``change_id`` back."""
+        async with self._db.sessions() as session:
+            count = await session.scalar(
+                select(func.count())
+                .select_from(Change)
+                .where(
+                    Change.reverts_change_id == change_id,
+                    Change.idempotency_key.like(f"{TIMER_KEY_PREFIX}%"),
+                )
+            )
+        return int(count or 0)
 
     async def due_reverts(self, now: datetime, *, limit: int = 100) -> list[int]:
         """Timed changes whose revert is due at ``now``, the earliest first."""

@@ -240,6 +240,35 @@ MESSAGES: list[tuple[str, Callable[[], str], str, str]] = [
         "Mostrar: 0/0 listas",
     ),
     (
+        "report of a revert that failed and is tried again",
+        lambda: _text(
+            render.report(
+                _report(
+                    _call("1001", ok=False, message="wolkvox had an internal error."),
+                    reverts_change_id=6,
+                    automatic_revert=True,
+                    revert_again_in=300,
+                )
+            )
+        ),
+        ":repeat: agentbox tries again in 5m.",
+        ":repeat: agentbox lo vuelve a intentar en 5m.",
+    ),
+    (
+        "report of a revert that failed for the last time",
+        lambda: _text(
+            render.report(
+                _report(
+                    _call("1001", ok=False, message="wolkvox had an internal error."),
+                    reverts_change_id=6,
+                    automatic_revert=True,
+                )
+            )
+        ),
+        ":warning: agentbox stops trying: put the rest back by hand.",
+        ":warning: agentbox deja de intentarlo: revierte el resto a mano.",
+    ),
+    (
         "trail line",
         lambda: _text(render.trail(_report(_call("1001"), _call("1002"), duration_seconds=90))),
         "<@U_MARIA> hid `dial` for 2 agents (1001-1002): 2/2 done (change #7), for 1m30s",

@@ -14,8 +14,17 @@ from sqlalchemy import select
 from bot.app import revert_due_changes
 from bot.fake_slack import FakeSlack
 from commands.clock import system_clock
+from commands.timed import REVERT_RETRY_DELAYS, describe_duration
 from storage.models import AuditEvent, Change
-from tests.harness import ADMIN, TOKEN, Harness, MovableClock, ack_text, start_harness
+from tests.harness import (
+    ADMIN,
+    TOKEN,
+    Harness,
+    MovableClock,
+    ack_text,
+    audit_events,
+    start_harness,
+)
 from wolkvox.simulator import Simulator
 
 TEAM_CHANNEL = "CVENTAS"
@@ -231,3 +240,86 @@ async def test_undo_after_a_timed_change_ended_undoes_the_callers_own_last_chang
 
         assert simulator.button_state("1002", "disposition") == "show"
         assert simulator.button_state("1001", "dial") == "show"
+
+
+async def test_a_revert_wolkvox_fails_is_tried_again_until_it_is_put_back(
+    database_url: str, simulator: Simulator
+) -> None:
+    clock = MovableClock()
+    async with start_harness(database_url=database_url, simulator=simulator, clock=clock) as box:
+        await box.slash("hide dial 1001-1002 for 30m")
+        await box.idle()
+        clock.advance(timedelta(minutes=31))
+        simulator.config.error_rate = 1.0  # wolkvox is down: every call answers HTTP 500
+
+        assert await _revert_due(box) == 1
+
+        summary = box.last_message().text
+        assert "Time is up" in summary and "tries again in 1m" in summary
+        assert simulator.button_state("1001", "dial") == "hide"
+        timed, failed = await _changes(box)
+        assert timed.revert_at is not None, "the timer is set again"
+        (retry,) = [e for e in await audit_events(box) if e.reason and "attempt 2" in e.reason]
+        assert retry.action == "revert" and retry.change_id == timed.id
+        assert f"change #{failed.id} failed (server_error)" in retry.reason
+        assert await _revert_due(box) == 0, "not before its time"
+
+        simulator.config.error_rate = 0.0
+        clock.advance(timedelta(minutes=2))
+        assert await _revert_due(box) == 1
+
+        for agent in ("1001", "1002"):
+            assert simulator.button_state(agent, "dial") == "show"
+        assert "tries again" not in box.last_message().text
+        timed, first, second = await _changes(box)
+        assert timed.revert_at is None
+        assert (first.idempotency_key, second.idempotency_key) == (
+            f"timer:{timed.id}",
+            f"timer:{timed.id}:2",
+        )
+        assert "attempt 2" in second.text
+        assert await _revert_due(box) == 0  # done: once
+
+
+async def test_reverts_stop_after_the_last_attempt_and_say_so(
+    database_url: str, simulator: Simulator
+) -> None:
+    clock = MovableClock()
+    async with start_harness(database_url=database_url, simulator=simulator, clock=clock) as box:
+        await box.slash("hide hungup 1001 for 10m")
+        await box.idle()
+        clock.advance(timedelta(minutes=11))
+        simulator.config.error_rate = 1.0
+
+        for delay in REVERT_RETRY_DELAYS:
+            assert await _revert_due(box) == 1
+            assert f"tries again in {describe_duration(int(delay.total_seconds()))}" in (
+                box.last_message().text
+            )
+            clock.advance(delay + timedelta(seconds=1))
+        assert await _revert_due(box) == 1  # the last attempt
+
+        assert "stops trying" in box.last_message().text
+        changes_ = await _changes(box)
+        assert len(changes_) == 2 + len(REVERT_RETRY_DELAYS)
+        assert changes_[0].revert_at is None
+        clock.advance(timedelta(days=1))
+        assert await _revert_due(box) == 0
+        assert simulator.button_state("1001", "hungup") == "hide"
+
+
+async def test_a_revert_refused_for_good_is_not_tried_again(
+    database_url: str, simulator: Simulator
+) -> None:
+    clock = MovableClock()
+    async with start_harness(database_url=database_url, simulator=simulator, clock=clock) as box:
+        await box.slash("hide dial 1001 for 5m")
+        await box.idle()
+        clock.advance(timedelta(minutes=6))
+        simulator.config.daily_quota = 0  # the token's quota is spent: no retry would pass
+
+        assert await _revert_due(box) == 1
+
+        assert "stops trying" in box.last_message().text
+        timed, _revert = await _changes(box)
+        assert timed.revert_at is None

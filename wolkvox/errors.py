@@ -137,15 +137,25 @@ class InvalidServer(WolkvoxError):
     explanation = N_("The operation's wolkvox server code is not valid; ask an admin to check it.")
 
 
-def _explanations() -> list[str]:
-    """Every error's sentence (subclasses defined elsewhere too), the longest first."""
-    found: set[str] = set()
+def _error_classes() -> list[type[WolkvoxError]]:
+    """:class:`WolkvoxError` and every subclass of it (defined elsewhere too)."""
+    found: list[type[WolkvoxError]] = []
     pending: list[type[WolkvoxError]] = [WolkvoxError]
     while pending:
         cls = pending.pop()
-        found.add(cls.explanation)
+        found.append(cls)
         pending += cls.__subclasses__()
-    return sorted(found, key=len, reverse=True)
+    return found
+
+
+def _explanations() -> list[str]:
+    """Every error's sentence, the longest first."""
+    return sorted({cls.explanation for cls in _error_classes()}, key=len, reverse=True)
+
+
+def transient_kinds() -> frozenset[str]:
+    """The ``kind`` of every error worth trying again later (a call stores its error's kind)."""
+    return frozenset(cls.kind for cls in _error_classes() if cls.transient)
 
 
 def localize(message: str, translate: Callable[[str], str]) -> str:
