@@ -771,16 +771,27 @@ class ChangeService:
     async def _until_worth_reading(
         self, change_id: int, changed: asyncio.Event, read_at: float, *, open_calls: int, since: int
     ) -> None:
-        """Return when reading the change's progress again is worth it: this process answered
-        all of its ``open_calls`` (counted from ``since``), the follow must stop, or a wake-up
-        came and the last read (at ``read_at``) is :data:`PROGRESS_READ_SECONDS` old. Without any
-        wake-up, after a third of the lease (it is renewed then)."""
+        """Return when reading the change's progress again is worth it: its ``open_calls`` may all
+        be answered, the follow must stop, or a wake-up came and the last read (at ``read_at``) is
+        :data:`PROGRESS_READ_SECONDS` old. Without any wake-up, after a third of the lease (it is
+        renewed then).
+
+        "May all be answered": this process's dispatcher answered them (counted from ``since``),
+        or as many wake-ups came as there were calls open. Another replica's answers arrive only
+        as wake-ups, at least one for each step it wrote; those of this process bring two at
+        most each (the step writer's and :meth:`note_answered`'s), which are not counted twice.
+        So a change whose calls another replica sends ends at once too, and reading early costs
+        one read, no more."""
         deadline: float | None = None  # from the first wake-up on
+        woken = 0
         while True:
             timeout = self._lease / 3 if deadline is None else deadline - time.monotonic()
             if timeout <= 0 or not await wait(changed, timeout):  # stop_following() fires it
                 return
-            if self._stopping.is_set() or self._following.get(change_id, 0) - since >= open_calls:
+            woken += 1
+            here = self._following.get(change_id, 0) - since
+            elsewhere = max(0, woken - 2 * here)
+            if self._stopping.is_set() or here + elsewhere >= open_calls:
                 return
             if deadline is None:
                 deadline = read_at + PROGRESS_READ_SECONDS

@@ -10,8 +10,13 @@ import time
 import pytest
 
 from commands import changes
+from storage.changes import PlannedCall, Requester
 from storage.models import AuditEvent, Call, Change
+from storage.queue import CallQueue
+from storage.signals import CHANGE, Signals
 from tests.harness import ADMIN, CHANNEL, STRANGER, TOKEN, Harness, ack_text, rows_of, start_harness
+from wolkvox.model import DisplayResult
+from wolkvox.retrying import CallOutcome
 from wolkvox.simulator import Simulator
 
 
@@ -293,3 +298,52 @@ async def test_a_change_ends_as_soon_as_its_last_call_is_answered_here(
         summary = box.last_message().text
         assert "1001" in summary and "1020" in summary
         assert all(simulator.button_state(str(a), "dial") == "hide" for a in range(1001, 1021))
+
+
+class _Recorded:
+    """A progress listener that keeps what it was told."""
+
+    def __init__(self) -> None:
+        self.finished: list[changes.ChangeReport] = []
+
+    async def on_progress(self, done: int, total: int) -> None:
+        pass
+
+    async def on_interrupted(self, done: int, total: int) -> None:
+        pass
+
+    async def on_finished(self, report: changes.ChangeReport) -> None:
+        self.finished.append(report)
+
+
+async def test_a_change_ends_as_soon_as_another_replica_answered_its_last_call(
+    database_url: str, simulator: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Calls sent by another replica reach the follower only as wake-ups (PostgreSQL's NOTIFY):
+    as many wake-ups as open calls end the change at once, not at the next periodic read."""
+    monkeypatch.setattr(changes, "PROGRESS_READ_SECONDS", 3600.0)
+    async with start_harness(database_url=database_url, simulator=simulator) as box:
+        services = box.services
+        agents = ("1001", "1002", "1003")
+        recorded = await services.store.record_change(
+            Requester(ADMIN), text="hide dial 1001-1003", display="hide", buttons=["dial"],
+            calls=[PlannedCall("elsewhere", agent, "dial", "hide") for agent in agents],
+            response_url=None, idempotency_key=None, reporter_id=services.replica_id,
+            lease=services.changes.lease,
+        )  # fmt: skip
+        listener = _Recorded()
+        following = asyncio.create_task(services.changes.follow(recorded.change_id, listener))
+        # The other replica: its own queue on the same database; its steps' NOTIFY arrives
+        # here as a wake-up of the change.
+        other = CallQueue(services.database, Signals())
+        answer = DisplayResult(200, "Agentbox has been hide")
+        for _agent in agents:
+            call = await other.claim_next("elsewhere", replica_id="other", slot=0)
+            assert call is not None
+            await other.complete(call, CallOutcome(call.request, answer, None, 1, 0.02))
+            services.signals.notify(CHANGE, str(recorded.change_id))
+
+        async with asyncio.timeout(5):  # far below the read interval and the lease
+            report = await following
+        assert report is not None and report.succeeded == 3
+        assert [r.change_id for r in listener.finished] == [recorded.change_id]
