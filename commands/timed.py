@@ -62,14 +62,15 @@ def describe_duration(seconds: int) -> str:
 
 
 def retry_of_failed_revert(record: ChangeRecord) -> tuple[timedelta, AuditEntry] | None:
-    """For an automatic revert some of whose calls failed for a reason that may pass: how long
-    until the next attempt, and the audit entry that says so. None when nothing failed, when what
-    failed would fail again (a refused token, a spent quota), or after the last attempt."""
+    """For an automatic revert whose failed calls all failed for a reason that may pass: how long
+    until the next attempt, and the audit entry that says so. None when nothing failed, when
+    some of it would fail again (a refused token, a spent quota: every attempt would end the
+    same), or after the last attempt."""
     if not record.automatic_revert or record.reverts_change_id is None:
         return None
     transient = transient_kinds()
     failed = [call for call in record.calls if call.status == CallStatus.FAILED]
-    if not any(call.error_kind in transient for call in failed):
+    if not failed or not all(call.error_kind in transient for call in failed):
         return None
     if not 1 <= record.revert_attempt <= len(REVERT_RETRY_DELAYS):
         return None
@@ -150,6 +151,7 @@ class TimedChanges:
                     reason=why,
                     change_id=record.id,
                 ),
+                now=self._clock(),
             )
             return None
         opposite = Display.SHOW if record.display == Display.HIDE else Display.HIDE
@@ -168,7 +170,7 @@ class TimedChanges:
             lease=self._lease,
             reason=f"timed change #{record.id} ended after {length}",
             reverts_change_id=record.id,
-            ends_timer=True,
+            ends_timer=self._clock(),
         )
         if recorded.duplicate:
             return None  # another replica made it

@@ -165,6 +165,11 @@ _PROGRESS = select(
 TIMER_KEY_PREFIX = "timer:"
 
 
+def _due_timer(now: datetime) -> ColumnElement[bool]:
+    """A change's timer is set and due at ``now``."""
+    return and_(_CHANGES.c.revert_at.is_not(None), _CHANGES.c.revert_at <= now)
+
+
 def timer_key(change_id: int, attempt: int = 1) -> str:
     """The idempotency key of the ``attempt``-th automatic revert of timed change
     ``change_id``: each attempt is made once, whichever replica makes it."""
@@ -205,10 +210,11 @@ class ChangeStore:
         # transactions instead of one each (see storage/group_commit.py).
         self._new_changes = GroupCommit(self._record_changes)
 
-    async def aclose(self) -> None:
-        """Wait until the changes being recorded are (shutdown, before the database is disposed
-        of): their commands were not acknowledged yet, but their batch's transaction is begun."""
-        await self._new_changes.aclose()
+    async def aclose(self, grace: float | None = None) -> None:
+        """Take no more changes, and wait until those being recorded are (shutdown, before the
+        database is disposed of), ``grace`` seconds at most: their commands were not
+        acknowledged yet, but their batch's transaction is begun."""
+        await self._new_changes.aclose(grace)
 
     async def record_change(
         self,
@@ -226,7 +232,7 @@ class ChangeStore:
         reason: str | None = None,
         duration_seconds: int | None = None,
         reverts_change_id: int | None = None,
-        ends_timer: bool = False,
+        ends_timer: datetime | None = None,
         request: RequestTerms | None = None,
     ) -> Recorded:
         """Store a change, its queued calls and the audit event that allowed it, atomically.
@@ -235,9 +241,10 @@ class ChangeStore:
         the first one made. The caller becomes the change's reporter for ``lease`` seconds.
         ``held``: the calls wait for :meth:`confirm` (a partly allowed change).
         ``duration_seconds``: a timed change; its revert falls due that long after it is done.
-        ``reverts_change_id``: the change this one reverts. With ``ends_timer``, this is the
-        automatic revert of a timed change, recorded only if that change's timer is still set
-        (it is cleared here, in the same transaction): one revert whoever else tries. Otherwise
+        ``reverts_change_id``: the change this one reverts. With ``ends_timer`` (what time it is),
+        this is the automatic revert of a timed change, recorded only if that change's timer is
+        still set and due (it is cleared here, in the same transaction): one revert whoever else
+        tries, and none before a failed one's next attempt is due. Otherwise
         ``Recorded(duplicate=True)`` names the timed change.
         ``request``: an approval request, its calls held until it is approved.
         """
@@ -286,9 +293,9 @@ class ChangeStore:
             },
             operations=() if held else tuple(sorted({planned.operation for planned in calls})),
         )
-        if ends_timer:
+        if ends_timer is not None:
             assert reverts_change_id is not None
-            return await self._record_one(new, ends_timer_of=reverts_change_id)
+            return await self._record_one(new, ends_timer_of=(reverts_change_id, ends_timer))
         return await self._new_changes.submit(new)
 
     async def _record_changes(self, batch: Sequence[_NewChange]) -> list[Recorded | Exception]:
@@ -351,19 +358,22 @@ class ChangeStore:
                 results.append(Recorded(stored.get(new.key) or first_of_key[new.key], True))
         return results
 
-    async def _record_one(self, new: _NewChange, *, ends_timer_of: int | None = None) -> Recorded:
-        """One change in a transaction of its own. ``ends_timer_of``: the timed change this is
-        the automatic revert of; recorded only if its timer is still set (cleared here)."""
+    async def _record_one(
+        self, new: _NewChange, *, ends_timer_of: tuple[int, datetime] | None = None
+    ) -> Recorded:
+        """One change in a transaction of its own. ``ends_timer_of``: (the timed change this is
+        the automatic revert of, now); recorded only if its timer is set and due (cleared here)."""
         try:
             async with self._db.transaction() as session:
                 if ends_timer_of is not None:
+                    timed, now = ends_timer_of
                     claimed = await session.execute(
                         update(_CHANGES)
-                        .where(_CHANGES.c.id == ends_timer_of, _CHANGES.c.revert_at.is_not(None))
+                        .where(_CHANGES.c.id == timed, _due_timer(now))
                         .values(revert_at=None)
                     )
                     if not claimed.rowcount:  # type: ignore[attr-defined]
-                        return Recorded(ends_timer_of, duplicate=True)
+                        return Recorded(timed, duplicate=True)
                 change_id = await session.scalar(
                     insert(_CHANGES).values(new.change).returning(_CHANGES.c.id)
                 )
@@ -642,13 +652,14 @@ class ChangeStore:
         async with self._db.sessions() as session:
             return await session.scalar(select(func.min(Change.revert_at)))
 
-    async def cancel_timer(self, change_id: int, audit: AuditEntry) -> bool:
-        """Clear a timed change's revert without recording one (nothing left to put back), and
-        audit why in the same transaction; False if another replica got there first."""
+    async def cancel_timer(self, change_id: int, audit: AuditEntry, *, now: datetime) -> bool:
+        """Clear a timed change's revert, due at ``now``, without recording one (nothing left to
+        put back), and audit why in the same transaction; False if another replica got there
+        first (or set it again for later)."""
         async with self._db.transaction() as session:
             result = await session.execute(
                 update(_CHANGES)
-                .where(_CHANGES.c.id == change_id, _CHANGES.c.revert_at.is_not(None))
+                .where(_CHANGES.c.id == change_id, _due_timer(now))
                 .values(revert_at=None)
             )
             if not result.rowcount:  # type: ignore[attr-defined]

@@ -15,17 +15,20 @@ from bot.app import revert_due_changes
 from bot.fake_slack import FakeSlack
 from commands.clock import system_clock
 from commands.timed import REVERT_RETRY_DELAYS, describe_duration
-from storage.models import AuditEvent, Change
+from storage.changes import PlannedCall, Requester, timer_key
+from storage.models import AuditEvent, Call, Change
 from tests.harness import (
     ADMIN,
+    FAST_RETRY,
     TOKEN,
     Harness,
     MovableClock,
     ack_text,
     audit_events,
+    rows_of,
     start_harness,
 )
-from wolkvox.simulator import Simulator
+from wolkvox.simulator import Simulator, fingerprint
 
 TEAM_CHANNEL = "CVENTAS"
 
@@ -263,6 +266,14 @@ async def test_a_revert_wolkvox_fails_is_tried_again_until_it_is_put_back(
         assert retry.action == "revert" and retry.change_id == timed.id
         assert f"change #{failed.id} failed (server_error)" in (retry.reason or "")
         assert await _revert_due(box) == 0, "not before its time"
+        # A replica that read the due list before the timer was set again cannot take it early.
+        early = await box.services.store.record_change(
+            Requester(ADMIN), text="late", display="show", buttons=["dial"],
+            calls=[PlannedCall("default", "1001", "dial", "show")], response_url=None,
+            idempotency_key=timer_key(timed.id, 2), reporter_id="another", lease=30,
+            reverts_change_id=timed.id, ends_timer=clock(),
+        )  # fmt: skip
+        assert early.duplicate and len(await _changes(box)) == 2
 
         simulator.config.error_rate = 0.0
         clock.advance(timedelta(minutes=2))
@@ -306,6 +317,28 @@ async def test_reverts_stop_after_the_last_attempt_and_say_so(
         clock.advance(timedelta(days=1))
         assert await _revert_due(box) == 0
         assert simulator.button_state("1001", "hungup") == "hide"
+
+
+async def test_a_revert_partly_refused_for_good_is_not_tried_again(
+    database_url: str, simulator: Simulator
+) -> None:
+    clock = MovableClock()
+    async with start_harness(database_url=database_url, simulator=simulator, clock=clock) as box:
+        await box.slash("hide dial 1001-1002 for 5m")
+        await box.idle()
+        clock.advance(timedelta(minutes=6))
+        # The first call finds wolkvox down (it may pass); the second, the quota spent (it won't).
+        simulator.config.error_rate = 1.0
+        used = simulator.stats()["tokens"][fingerprint(TOKEN)]["quota_used"]
+        simulator.config.daily_quota = used + FAST_RETRY.attempts  # the first call's attempts
+
+        assert await _revert_due(box) == 1
+
+        kinds = {call.error_kind for call in await rows_of(box, Call) if call.error_kind}
+        assert kinds == {"server_error", "quota_exceeded"}
+        assert "stops trying" in box.last_message().text
+        timed, _revert = await _changes(box)
+        assert timed.revert_at is None
 
 
 async def test_a_revert_refused_for_good_is_not_tried_again(
