@@ -108,9 +108,10 @@ async def serve(
         reverter.cancel()
         if handler is not None:
             await handler.close_async()  # type: ignore[no-untyped-call]
-        await runner.shutdown()
-        await services.aclose()
+        # Stop listening and let the requests in progress finish first: a command taken while
+        # the services close would be acknowledged and then not sent until the next start.
         await runner.cleanup()
+        await services.aclose()
         if simulator is not None:
             await simulator.stop()
 

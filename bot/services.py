@@ -65,7 +65,11 @@ def slack_session() -> aiohttp.ClientSession:
     handshake. Shared, they reuse keep-alive connections. slack_sdk passes no timeout of its
     own with a session it did not make, so the session carries it.
     """
-    return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=SLACK_CALL_TIMEOUT_SECONDS))
+    return aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=SLACK_CALL_TIMEOUT_SECONDS),
+        # Nothing Slack sets is sent back, nor from one workspace's calls to another's.
+        cookie_jar=aiohttp.DummyCookieJar(),
+    )
 
 
 def register_settings_secrets(settings: Settings) -> None:
@@ -128,9 +132,27 @@ class Services:
         wolkvox_deadline: float = CALL_DEADLINE_SECONDS,
         clock: Clock = system_clock,
     ) -> Services:
-        replica_id = new_replica_id()
         register_settings_secrets(settings)
         database = Database(settings.database_url)
+        session = slack_session()
+        try:
+            return await cls._assemble(settings, database, session, retry, wolkvox_deadline, clock)
+        except BaseException:
+            await session.close()
+            await database.dispose()
+            raise
+
+    @classmethod
+    async def _assemble(
+        cls,
+        settings: Settings,
+        database: Database,
+        session: aiohttp.ClientSession,
+        retry: RetryPolicy | None,
+        wolkvox_deadline: float,
+        clock: Clock,
+    ) -> Services:
+        replica_id = new_replica_id()
         if settings.agentbox_migrate_on_start:
             await migrate.upgrade(database)
         signals = Signals(database.url)
@@ -148,7 +170,6 @@ class Services:
         if keys:
             await operations.refresh()
         installed = oauth.installations(settings, database)
-        session = slack_session()
         slack = (
             oauth.WorkspaceClient(installed, base_url=settings.slack_api_url, session=session)
             if installed is not None
@@ -236,19 +257,25 @@ class Services:
         return await approval_messages.expire_requests(self)
 
     async def aclose(self, grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
-        """Stop sending calls (in-flight ones get ``grace`` seconds), hand changes over, close."""
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            await asyncio.gather(self._sweeper, return_exceptions=True)
-        await self.dispatcher.aclose(grace)
-        self.changes.stop_following()
-        await self.tasks.aclose(grace)
-        await self.store.aclose()
-        await self.queue.aclose()
-        await self.languages.aclose()
-        await self.slots.aclose()
-        await self.signals.aclose()
-        await self.wolkvox.aclose()
-        if self.slack.session is not None:
-            await self.slack.session.close()
-        await self.database.dispose()
+        """Stop sending calls (in-flight ones get ``grace`` seconds), hand changes over, close.
+
+        The connections (Slack's, the database's) are closed whatever fails before."""
+        try:
+            if self._sweeper is not None:
+                self._sweeper.cancel()
+                await asyncio.gather(self._sweeper, return_exceptions=True)
+            await self.dispatcher.aclose(grace)
+            self.changes.stop_following()
+            await self.tasks.aclose(grace)
+            await self.store.aclose(grace)
+            await self.queue.aclose(grace)
+            await self.languages.aclose()
+            await self.slots.aclose()
+            await self.signals.aclose()
+            await self.wolkvox.aclose()
+        finally:
+            try:
+                if self.slack.session is not None:
+                    await self.slack.session.close()
+            finally:
+                await self.database.dispose()

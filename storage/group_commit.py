@@ -38,6 +38,7 @@ class GroupCommit(Generic[Item, Result]):
         self._max_batch = max_batch
         self._pending: list[tuple[Item, asyncio.Future[Result]]] = []
         self._writer: asyncio.Task[None] | None = None
+        self._closed = False
 
     async def submit(self, item: Item) -> Result:
         """Store ``item`` with whatever else is waiting; its result once its batch committed."""
@@ -48,17 +49,22 @@ class GroupCommit(Generic[Item, Result]):
     def enqueue(self, item: Item) -> asyncio.Future[Result]:
         """:meth:`submit` without the wait: ``item`` joins the next batch now."""
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        if self._closed:
+            future.set_exception(RuntimeError("closed: shutting down"))
+            return future
         self._pending.append((item, future))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._drain(), name="group-commit")
         return future
 
-    async def aclose(self) -> None:
-        """Wait until every item handed in so far is written, or has failed (shutdown: the
-        database is disposed of next). Callers that stopped waiting do not stop this."""
+    async def aclose(self, grace: float | None = None) -> None:
+        """Take no more items, and wait until every item handed in so far is written or has
+        failed (shutdown: the database is disposed of next), ``grace`` seconds at most.
+        Callers that stopped waiting do not stop this."""
+        self._closed = True
         writer = self._writer
         if writer is not None and not writer.done():
-            await asyncio.wait([writer])
+            await asyncio.wait([writer], timeout=grace)
 
     async def _drain(self) -> None:
         while self._pending:
@@ -67,9 +73,9 @@ class GroupCommit(Generic[Item, Result]):
             try:
                 results = await self._write([item for item, _future in batch])
             except Exception as error:
-                waiting = [future for _item, future in batch if not future.done()]
-                for index, future in enumerate(waiting):
-                    future.set_exception(error if index == 0 else _own_copy(error))
+                for _item, future in batch:
+                    if not future.done():
+                        future.set_exception(_own_copy(error))
                 continue
             except BaseException:
                 # Cancelled (shutdown): nothing more is written by this task, and whoever still
@@ -94,9 +100,10 @@ class GroupCommit(Generic[Item, Result]):
 
 
 def _own_copy(error: Exception) -> Exception:
-    """``error`` again for one more of the callers it fails: one exception object raised in
-    several tasks would collect every task's frames in one traceback, and each caller's log would
-    show the others'. The copy's cause is the original, with the writer's own traceback."""
+    """``error`` for one of the callers it fails: one exception object raised in several tasks
+    would collect every task's frames in one traceback, and each caller's log would show the
+    others'. The copy's cause is the original, which no caller raises: it keeps the writer's
+    own traceback."""
     try:
         copied = copy.copy(error)
     except Exception:

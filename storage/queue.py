@@ -225,10 +225,11 @@ class CallQueue:
         written.add_done_callback(_retrieve)
         return written
 
-    async def aclose(self) -> None:
+    async def aclose(self, grace: float | None = None) -> None:
         """Wait until every step recorded so far is written (shutdown, before the database is
-        disposed of): an answer not recorded would be sent again after the restart."""
-        await self._steps.aclose()
+        disposed of), ``grace`` seconds at most: an answer not recorded would be sent again
+        after the restart (safe: show/hide are idempotent)."""
+        await self._steps.aclose(grace)
 
     async def flush(self) -> None:
         """Wait until every step recorded so far is durable (or has failed)."""

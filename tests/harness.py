@@ -302,6 +302,5 @@ async def start_harness(
             async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
                 yield Harness(services, app, slack, simulator, base_url, secret, http)
         finally:
-            await runner.shutdown()
-            await services.aclose(grace=1.0)
             await runner.cleanup()
+            await services.aclose(grace=1.0)

@@ -84,7 +84,10 @@ async def test_a_failed_batch_fails_only_its_own_items() -> None:
     results = await asyncio.gather(first, *others, return_exceptions=True)
     assert results[0] == "A" and results[3:] == ["D", "E"]
     assert all(isinstance(r, RuntimeError) and "cannot write c" in str(r) for r in results[1:3])
-    assert results[1] is not results[2], "each caller raises an exception of its own"
+    first_error, second_error = results[1:3]
+    assert isinstance(first_error, RuntimeError) and isinstance(second_error, RuntimeError)
+    assert first_error is not second_error, "each caller raises an exception of its own"
+    assert first_error.__cause__ is second_error.__cause__, "both caused by the writer's"
 
 
 async def test_closing_waits_for_the_batch_being_written_and_those_waiting() -> None:
@@ -109,6 +112,9 @@ async def test_closing_waits_for_the_batch_being_written_and_those_waiting() -> 
     release.set()
     await closing
     assert first.done() and written == ["a", "b"]
+    with pytest.raises(RuntimeError, match="shutting down"):
+        await group.submit("c")  # closed: nothing more is taken
+    assert written == ["a", "b"]
 
 
 async def test_a_caller_that_stops_waiting_does_not_stop_the_write() -> None:
