@@ -21,6 +21,14 @@ The file (see ``agentbox.example.yml``)::
         channel: C0123VENTAS           # Slack channel id: the team's trail
         approvals: C0123SUPS           # optional: where requests for approval go
         change_channels: [C0123OPS]    # optional: the only channels its changes are accepted from
+        # The policy, as `team set` sets it; every key optional, left out: its default.
+        trail: on                      # on (default) or off: a line in channel per change
+        self_approval: off             # on or off (default): may approvers approve their own
+        approval_buttons: [hungup]     # changes to these need approval (default none)
+        approval_over: 20              # …and changes to more of its agents: 0-500 (default off)
+        two_approvers: [hungup]        # requests touching these need two approvers (default none)
+        approval_ttl: 45m              # how long a request waits: 1m-24h, whole minutes (45m, 2h,
+                                       #   1h30m); default: AGENTBOX_APPROVAL_TTL_MINUTES
     grants:                            # optional
       - user: U0123ABC                 # or  usergroup: S0123ABC
         role: supervisor               # admin, supervisor, requester, viewer (or a Spanish alias)
@@ -31,10 +39,13 @@ The file (see ``agentbox.example.yml``)::
 
 - an *operation* in the file is created, or updated when its server, concurrency or token differ;
   operations the file does not name are left alone (none is ever deleted);
-- a *team* in the file is created, or brought to exactly the file's agents and channels (agents
-  not listed are removed from it, ``approvals``/``change_channels`` left out mean none); teams the
-  file does not name are left alone (none is ever deleted), and a team cannot move to another
-  operation;
+- a *team* in the file is created, or brought to exactly the file's agents, channels and policy
+  (agents not listed are removed from it, ``approvals``/``change_channels`` left out mean none, and
+  a policy key left out means its default: ``trail`` on, ``self_approval`` off, no
+  ``approval_buttons``, no ``approval_over``, no ``two_approvers``, the deployment's
+  ``approval_ttl``; so a setting made with ``team set`` on a team the file names is undone by the
+  next apply unless the file declares it too); teams the file does not name are left alone (none
+  is ever deleted), and a team cannot move to another operation;
 - a *grant* in the file is added when no identical grant (same subject, role, teams and buttons)
   exists. Grants not in the file are kept, unless ``--prune``: then every grant not in the file is
   removed (only ``AGENTBOX_ADMINS``, which is not a grant, survives it). Changing a grant's teams in
@@ -51,13 +62,20 @@ and ``_``, not a word agentbox uses, not shaped like an agent id), Slack ids, ag
 (at most :data:`~commands.grammar.MAX_AGENTS` agents per range entry, so a typo cannot expand to
 millions), unknown operations and teams, an agent in two teams of one operation (in the file, or in
 the file and a stored team the file does not name), a token variable that is unset, concurrency,
-and the rules of roles (``admin`` takes no teams nor buttons; the others need teams; ``viewer``
-takes no buttons). With any error, nothing is applied.
+a team's policy (the values and limits of ``team set``: ``on``/``off`` or ``true``/``false``;
+buttons by name or alias, ``none`` or ``[]`` for none; ``approval_over`` a whole number from 0 to
+:data:`~commands.grammar.MAX_AGENTS`, or ``off``; ``approval_ttl`` whole minutes from ``1m`` to
+``24h``, like ``45m``, ``2h`` or ``1h30m``, or ``default``), and the rules of roles (``admin``
+takes no teams nor buttons; the others need teams; ``viewer`` takes no buttons). With any error,
+nothing is applied.
 
 **Order and failure.** The plan runs in this order: operations; agents removed from teams; teams
-created; agents added; team channels updated; grants added; grants removed. Removing first lets
-agents move between teams of the file. Each step is its own transaction with its own audit row
-(actions ``operation.put``, ``team.create``, ``team.remove``, ``team.add``, ``team.update``,
+created; agents added; team channels updated; team policies set; grants added; grants removed.
+Removing first lets agents move between teams of the file. A team's policy is a step of its own
+(``set policy of team 'ventas': approval-over none → 20; trail on → off``), written as ``team set``
+writes it; a team the file creates starts with the default policy, so it gets this step too when
+the file declares anything else. Each step is its own transaction with its own audit row (actions
+``operation.put``, ``team.create``, ``team.remove``, ``team.add``, ``team.update``, ``team.set``,
 ``grant.add``, ``grant.remove``; decision ``allowed``; the actor as user id). Should a step fail
 (another admin changed a team meanwhile), :class:`ApplyFailed` says which steps were done; applying
 the file again finishes the work.
@@ -70,7 +88,7 @@ import getpass
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final
 
@@ -78,20 +96,32 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from commands.grammar import (
+    _SWITCH_WORDS,
+    _UNSET_WORDS,
     MAX_AGENTS,
+    MAX_APPROVAL_TTL_MINUTES,
     MAX_NAME_LENGTH,
     ROLE_WORDS,
     VOCABULARY,
     ParseError,
     Role,
+    TeamSetting,
     WordKind,
+    _word_seconds,
     is_reserved,
     normalize,
     parse_targets,
 )
 from commands.operations import DEFAULT_OPERATION
 from storage.audit import AuditEntry
-from storage.directory import Directory, DirectoryError, GrantRecord, OperationRecord, TeamRecord
+from storage.directory import (
+    Directory,
+    DirectoryError,
+    GrantRecord,
+    OperationRecord,
+    TeamPolicy,
+    TeamRecord,
+)
 from storage.models import Decision
 from storage.secrets import SecretsError
 from wolkvox.dispatcher import MAX_CONCURRENCY
@@ -161,7 +191,7 @@ class PlanStep:
 
     kind: str
     """``operation.create``, ``operation.update``, ``team.create``, ``team.remove``,
-    ``team.add``, ``team.update``, ``grant.add`` or ``grant.remove``."""
+    ``team.add``, ``team.update``, ``team.set`` (its policy), ``grant.add`` or ``grant.remove``."""
     description: str
 
     @property
@@ -218,6 +248,8 @@ class _TeamSpec:
     approvals: str | None
     change_channels: tuple[str, ...]
     """Sorted; empty: changes accepted from anywhere."""
+    policy: TeamPolicy
+    """Its buttons sorted, as :class:`~storage.directory.Directory` stores them."""
     line: int
 
     @property
@@ -296,7 +328,24 @@ _ALL_BUTTONS: tuple[str, ...] = tuple(sorted(button.value for button in Button))
 
 _TOP_KEYS = ("operations", "teams", "grants")
 _OPERATION_KEYS = ("name", "server", "token_env", "concurrency")
-_TEAM_KEYS = ("name", "operation", "agents", "channel", "approvals", "change_channels")
+_POLICY_KEYS = (
+    "trail",
+    "self_approval",
+    "approval_buttons",
+    "approval_over",
+    "two_approvers",
+    "approval_ttl",
+)
+"""A team's policy, as ``team set`` sets it (trail, self-approval, approval-buttons, …)."""
+_TEAM_KEYS = (
+    "name",
+    "operation",
+    "agents",
+    "channel",
+    "approvals",
+    "change_channels",
+    *_POLICY_KEYS,
+)
 _GRANT_KEYS = ("user", "usergroup", "role", "teams", "buttons")
 _KEY_HINTS = {
     "token": "never write a token in the file: put it in an environment variable and name the "
@@ -635,7 +684,15 @@ class _Reader:
                 ok = ok and found is not None
                 if found is not None:
                     change_channels.append(found)
-        if ok and name is not None and operation and agents and channel is not None:
+        policy = self.policy(fields, label)
+        if (
+            ok
+            and name is not None
+            and operation
+            and agents
+            and channel is not None
+            and policy is not None
+        ):
             self.config.teams.append(
                 _TeamSpec(
                     name=name,
@@ -644,9 +701,134 @@ class _Reader:
                     channel=channel,
                     approvals=approvals,
                     change_channels=tuple(sorted(set(change_channels))),
+                    policy=policy,
                     line=_line(node),
                 )
             )
+
+    # --- a team's policy: the values and limits of `team set` (commands/grammar.py)
+
+    def policy(self, fields: Mapping[str, Node], label: str) -> TeamPolicy | None:
+        """The team's policy; a key left out is its default. None if any value is wrong."""
+        default = TeamPolicy()
+        ok = True
+        trail, self_approval = default.trail_enabled, default.self_approval
+        if "trail" in fields:
+            found = self.switch(fields["trail"], f"{label}: trail")
+            ok = ok and found is not None
+            trail = found if found is not None else trail
+        if "self_approval" in fields:
+            found = self.switch(fields["self_approval"], f"{label}: self_approval")
+            ok = ok and found is not None
+            self_approval = found if found is not None else self_approval
+        buttons: dict[str, tuple[str, ...]] = {}
+        for key in ("approval_buttons", "two_approvers"):
+            if key in fields:
+                chosen = self.policy_buttons(fields[key], f"{label}: {key}")
+                ok = ok and chosen is not None
+                buttons[key] = chosen or ()
+        over, over_ok = (
+            self.approval_over(fields["approval_over"], f"{label}: approval_over")
+            if "approval_over" in fields
+            else (None, True)
+        )
+        ttl, ttl_ok = (
+            self.approval_ttl(fields["approval_ttl"], f"{label}: approval_ttl")
+            if "approval_ttl" in fields
+            else (None, True)
+        )
+        if not (ok and over_ok and ttl_ok):
+            return None
+        return TeamPolicy(
+            trail_enabled=trail,
+            self_approval=self_approval,
+            approval_buttons=buttons.get("approval_buttons", ()),
+            approval_over_agents=over,
+            two_approvers_buttons=buttons.get("two_approvers", ()),
+            approval_ttl_minutes=ttl,
+        )
+
+    def switch(self, node: Node, what: str) -> bool | None:
+        """``on``/``off`` (or ``true``/``false``, ``yes``/``no``: what ``team set`` takes)."""
+        value = self.text(node, what)
+        if value is None:
+            return None
+        found = _SWITCH_WORDS.get(normalize(value))
+        if found is None:
+            self.error(node, f"{what} is on or off (or true or false), not {_shown(value)}")
+        return found
+
+    def policy_buttons(self, node: Node, what: str) -> tuple[str, ...] | None:
+        """Buttons, sorted (``all`` is every one; empty, ``[]`` or ``none``: none)."""
+        entries = self.scalars(node, what)
+        if len(entries) == 1 and normalize(str(entries[0].value).strip()) in _UNSET_WORDS:
+            return ()
+        chosen, ok = self.button_names(entries, what, " (or none)")
+        return tuple(sorted(chosen)) if ok else None
+
+    def button_names(
+        self, entries: Sequence[ScalarNode], what: str, or_else: str = ""
+    ) -> tuple[set[str], bool]:
+        """The buttons ``entries`` name (``all``: every one), and whether each names some."""
+        chosen: set[str] = set()  # plain values: a StrEnum hashes unlike its value
+        ok = True
+        for entry in entries:
+            value = str(entry.value).strip()
+            buttons = _BUTTONS.get(normalize(value))
+            if buttons is None:
+                self.error(
+                    entry,
+                    f"{what}: {_shown(value)} is not a button: dial, disposition, hungup or "
+                    f"all{or_else}",
+                )
+                ok = False
+            else:
+                chosen.update(button.value for button in buttons)
+        return chosen, ok
+
+    def approval_over(self, node: Node, what: str) -> tuple[int | None, bool]:
+        """A number of agents, 0 to :data:`MAX_AGENTS` (None: ``off``), and whether it is one."""
+        value = self.text(node, what)
+        if value is None:
+            return None, False
+        if normalize(value) in _UNSET_WORDS:
+            return None, True
+        if _AGENT.fullmatch(value) and len(value) <= 6 and int(value) <= MAX_AGENTS:
+            return int(value), True  # (six digits: as the grammar, never a huge int to convert)
+        self.error(
+            node,
+            f"{what} {_shown(value)} must be a whole number of agents from 0 to {MAX_AGENTS}, "
+            "or off",
+        )
+        return None, False
+
+    def approval_ttl(self, node: Node, what: str) -> tuple[int | None, bool]:
+        """How long a request waits, in whole minutes (None: ``default``), and whether it is."""
+        value = self.text(node, what)
+        if value is None:
+            return None, False
+        word = normalize("".join(value.split()))  # "1h 30m" as "1h30m", like `team set`
+        if word in _UNSET_WORDS:
+            return None, True
+        seconds = _word_seconds(word)
+        if seconds is None or seconds % 60:
+            if _AGENT.fullmatch(value):
+                advice = f"needs a unit: '{value}m' for minutes or '{value}h' for hours"
+            else:
+                advice = (
+                    "is not whole minutes or hours: write it like 45m, 2h or 1h30m (or default)"
+                )
+            self.error(node, f"{what} {_shown(value)} {advice}")
+            return None, False
+        minutes = seconds // 60
+        if not 1 <= minutes <= MAX_APPROVAL_TTL_MINUTES:
+            self.error(
+                node,
+                f"{what} {_shown(value)} is out of range: a request waits from 1 minute to "
+                f"{MAX_APPROVAL_TTL_MINUTES // 60} hours",
+            )
+            return None, False
+        return minutes, True
 
     def agents(self, node: Node, label: str) -> dict[str, int] | None:
         """Every agent id of a team, with the line of its entry; None if any entry is wrong."""
@@ -803,23 +985,11 @@ class _Reader:
                 "supervisor or requester grant)",
             )
             return None, False
-        chosen: set[str] = set()  # plain values: a StrEnum hashes unlike its value
-        ok = True
         entries = self.scalars(node, f"{label}: buttons")
         if not entries:
             self.error(node, f"{label}: buttons is empty: leave it out for every button")
             return None, False
-        for entry in entries:
-            value = str(entry.value).strip()
-            buttons = _BUTTONS.get(normalize(value))
-            if buttons is None:
-                self.error(
-                    entry,
-                    f"{label}: {_shown(value)} is not a button: dial, disposition, hungup or all",
-                )
-                ok = False
-            else:
-                chosen.update(button.value for button in buttons)
+        chosen, ok = self.button_names(entries, label)
         if len(chosen) == len(_ALL_BUTTONS):
             return None, ok
         return tuple(sorted(chosen)), ok
@@ -988,6 +1158,16 @@ def _update_team(directory: Directory, spec: _TeamSpec) -> _Run:
     return run
 
 
+def _set_policy(directory: Directory, spec: _TeamSpec) -> _Run:
+    async def run(audit: AuditEntry) -> None:
+        # `team set`'s own write: the team's row locked, its approvals channel kept as it is.
+        await directory.configure_team(
+            spec.name, lambda team: replace(team, policy=spec.policy), audit=audit
+        )
+
+    return run
+
+
 def _move_agents(directory: Directory, team: str, agents: list[str], *, add: bool) -> _Run:
     async def run(audit: AuditEntry) -> None:
         if add:
@@ -1046,6 +1226,47 @@ def _channels_text(channels: Sequence[str]) -> str:
     return ", ".join(channels) if channels else "any"
 
 
+def _ttl_text(minutes: int | None) -> str:
+    """``45m``, ``2h``, ``1h30m``; ``default``: the deployment's (AGENTBOX_APPROVAL_TTL_MINUTES)."""
+    if minutes is None:
+        return "default"
+    hours, rest = divmod(minutes, 60)
+    return (f"{hours}h" if hours else "") + (f"{rest}m" if rest or not hours else "")
+
+
+_POLICY_TEXTS: tuple[tuple[TeamSetting, Callable[[TeamPolicy], str]], ...] = (
+    (TeamSetting.TRAIL, lambda policy: "on" if policy.trail_enabled else "off"),
+    (TeamSetting.SELF_APPROVAL, lambda policy: "on" if policy.self_approval else "off"),
+    (
+        TeamSetting.APPROVAL_BUTTONS,
+        lambda policy: ", ".join(sorted(policy.approval_buttons)) or "none",
+    ),
+    (
+        TeamSetting.APPROVAL_OVER,
+        lambda policy: (
+            "none" if policy.approval_over_agents is None else str(policy.approval_over_agents)
+        ),
+    ),
+    (
+        TeamSetting.TWO_APPROVERS,
+        lambda policy: ", ".join(sorted(policy.two_approvers_buttons)) or "none",
+    ),
+    (TeamSetting.APPROVAL_TTL, lambda policy: _ttl_text(policy.approval_ttl_minutes)),
+)
+"""Each policy setting, by its ``team set`` name, as the plan shows its value. Each text stands
+for one value only, so two policies differ exactly where their texts do."""
+
+
+def _policy_changes(current: TeamPolicy, wanted: TeamPolicy) -> list[str]:
+    """``approval-over none → 20``, ``trail on → off``: the settings that differ."""
+    changes: list[str] = []
+    for setting, text in _POLICY_TEXTS:
+        old, new = text(current), text(wanted)
+        if old != new:
+            changes.append(f"{setting.value} {old} → {new}")
+    return changes
+
+
 async def _plan(
     config: _Config, state: _State, directory: Directory, *, prune: bool
 ) -> list[_Step]:
@@ -1076,9 +1297,16 @@ async def _plan(
     creations: list[_Step] = []
     additions: list[_Step] = []
     updates: list[_Step] = []
+    policies: list[_Step] = []
     for team in config.teams:
         label = f"team {team.name!r}"
         current = state.teams.get(team.name)
+        # A team is created with the default policy; the file's is then set like `team set`.
+        settings = _policy_changes(current.policy if current else TeamPolicy(), team.policy)
+        if settings:
+            description = f"set policy of {label}: {'; '.join(settings)}"
+            run = _set_policy(directory, team)
+            policies.append(_Step(PlanStep("team.set", description), "team.set", run))
         if current is None:
             details = [
                 f"operation {team.operation!r}",
@@ -1124,7 +1352,7 @@ async def _plan(
             description = f"update {label}: {'; '.join(changes)}"
             run = _update_team(directory, team)
             updates.append(_Step(PlanStep("team.update", description), "team.update", run))
-    steps += removals + creations + additions + updates
+    steps += removals + creations + additions + updates + policies
 
     existing = {_record_key(grant) for grant in state.grants}
     wanted: set[_GrantKey] = set()

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import logging
 import textwrap
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
+from commands.approvals import RequestPlan, plan_request
 from commands.config_file import (
     DEFAULT_ACTOR,
     ConfigError,
@@ -22,12 +23,14 @@ from commands.config_file import (
     format_plan,
     plan_file,
 )
+from commands.roles import ChangeDecision, Target
 from storage import migrate
 from storage.audit import AuditEntry
 from storage.database import Database
-from storage.directory import Directory
+from storage.directory import Directory, TeamPolicy, TeamRecord
 from storage.models import AuditEvent, Decision, Operation
 from storage.secrets import TokenCipher, generate_key
+from wolkvox.model import Button
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "agentbox.example.yml"
 TOKEN = "tok-BOGOTA-8f2c91d7e4"
@@ -267,6 +270,289 @@ async def test_agents_move_between_teams_of_the_file(setup: Setup) -> None:
     await apply(setup, path)
     piso = await setup.directory.team("piso-2")
     assert piso is not None and piso.agents == ("2004", "2005")
+
+
+# --------------------------------------------------------------------------- team policy
+
+POLICY_KEYS = """\
+    trail: off
+    self_approval: true
+    approval_buttons: [hungup, Dial]
+    approval_over: 5
+    two_approvers: hungup
+    approval_ttl: 1h30m
+"""
+WITH_POLICY = CONFIG.replace(
+    "    change_channels: [C0VENTAS, C0OPS]\n",
+    "    change_channels: [C0VENTAS, C0OPS]\n" + POLICY_KEYS,
+)
+DECLARED = TeamPolicy(
+    trail_enabled=False,
+    self_approval=True,
+    approval_buttons=("dial", "hungup"),
+    approval_over_agents=5,
+    two_approvers_buttons=("hungup",),
+    approval_ttl_minutes=90,
+)
+
+
+async def policy_of(setup: Setup, team: str) -> TeamPolicy:
+    record = await setup.directory.team(team)
+    assert record is not None
+    return record.policy
+
+
+def supervisors_change(team: TeamRecord, agents: Iterable[str], button: Button) -> ChangeDecision:
+    """A change the caller's grants allow outright: only a team policy can make it a request."""
+    pairs = tuple((Target(agent, team.operation, team.name), button) for agent in agents)
+    return ChangeDecision(allowed=pairs, needs_approval=(), refusals=())
+
+
+async def test_a_teams_policy_is_applied_and_changes_need_approval_as_declared(
+    setup: Setup,
+) -> None:
+    path = setup.write(WITH_POLICY)
+
+    steps = await plan_file(path, setup.directory, environ=ENV, prune=False)
+    done = await apply(setup, path)
+
+    assert done == steps
+    assert kinds(done) == [
+        "operation.create",
+        "team.create",
+        "team.create",
+        "team.set",  # a new team starts with the default policy; then the file's is set
+        "grant.add",
+        "grant.add",
+        "grant.add",
+    ]
+    assert done[3].description == (
+        "set policy of team 'ventas': trail on → off; self-approval off → on; "
+        "approval-buttons none → dial, hungup; approval-over none → 5; "
+        "two-approvers none → hungup; approval-ttl default → 1h30m"
+    )
+    assert "~ set policy of team 'ventas': trail on → off;" in format_plan(steps, applied=False)
+    assert await policy_of(setup, "ventas") == DECLARED
+    assert await policy_of(setup, "cobranza") == TeamPolicy()  # no keys: no step, the defaults
+    async with setup.database.sessions() as session:
+        rows = list(await session.scalars(select(AuditEvent).order_by(AuditEvent.id)))
+    assert [(row.action, row.text) for row in rows][3] == ("team.set", done[3].description)
+
+    # Applying it again finds nothing to do and writes nothing.
+    audited = await setup.audit_count()
+    assert await plan_file(path, setup.directory, environ=ENV, prune=False) == []
+    assert await apply(setup, path) == []
+    assert await setup.audit_count() == audited
+
+    # What the policy means for a change that the caller's grants allow outright.
+    teams = {team.name: team for team in await setup.directory.teams()}
+    ventas, cobranza = teams["ventas"], teams["cobranza"]
+    dial = plan_request(supervisors_change(ventas, ["1001"], Button.DIAL), teams, asked_in=None)
+    assert isinstance(dial, RequestPlan)
+    assert dial.why == ("team ventas requires approval for changes to `dial`",)
+    assert (dial.channel, dial.approvals_needed, dial.ttl_minutes) == ("C0SUPS", 1, 90)
+    hungup = plan_request(supervisors_change(ventas, ["1001"], Button.HUNGUP), teams, asked_in=None)
+    assert isinstance(hungup, RequestPlan) and hungup.approvals_needed == 2
+    five = [str(n) for n in range(1001, 1006)]
+    few = supervisors_change(ventas, five, Button.DISPOSITION)
+    assert plan_request(few, teams, asked_in=None) is None
+    many = supervisors_change(ventas, [*five, "1006"], Button.DISPOSITION)
+    over = plan_request(many, teams, asked_in=None)
+    assert isinstance(over, RequestPlan)
+    assert over.why == (
+        "team ventas requires approval for changes to more than 5 of its agents "
+        "(this one changes 6)",
+    )
+    other = supervisors_change(cobranza, ["2001"], Button.DIAL)
+    assert plan_request(other, teams, asked_in=None) is None
+
+
+async def test_changing_one_policy_key_changes_only_that_setting(setup: Setup) -> None:
+    await apply(setup, setup.write(WITH_POLICY))
+    path = setup.write(WITH_POLICY.replace("approval_over: 5", "approval_over: 12"))
+
+    steps = await plan_file(path, setup.directory, environ=ENV, prune=False)
+
+    assert [(step.kind, step.description) for step in steps] == [
+        ("team.set", "set policy of team 'ventas': approval-over 5 → 12")
+    ]
+    assert format_plan(steps, applied=False).splitlines() == [
+        "Would apply 1 change (dry run):",
+        "  ~ set policy of team 'ventas': approval-over 5 → 12",
+    ]
+    audited = await setup.audit_count()
+    assert await apply(setup, path) == steps
+    assert await policy_of(setup, "ventas") == replace(DECLARED, approval_over_agents=12)
+    assert await setup.audit_count() == audited + 1
+    ventas = await setup.directory.team("ventas")
+    assert ventas is not None and ventas.approvals_channel_id == "C0SUPS"  # untouched
+    assert await plan_file(path, setup.directory, environ=ENV, prune=False) == []
+
+    # A `team set` made in Slack since is found, and the next apply restores the file's policy.
+    await setup.directory.configure_team(
+        "ventas",
+        lambda team: replace(
+            team, policy=replace(team.policy, trail_enabled=True, approval_ttl_minutes=None)
+        ),
+        audit=AuditEntry("U0ADMIN", "team.set", "team set ventas trail on", Decision.ALLOWED),
+    )
+    [step] = await plan_file(path, setup.directory, environ=ENV, prune=False)
+    assert step.description == (
+        "set policy of team 'ventas': trail on → off; approval-ttl default → 1h30m"
+    )
+    await apply(setup, path)
+    assert await policy_of(setup, "ventas") == replace(DECLARED, approval_over_agents=12)
+
+
+async def test_policy_keys_left_out_mean_the_defaults(setup: Setup) -> None:
+    await apply(setup, setup.write(WITH_POLICY))
+    path = setup.write(CONFIG)
+
+    steps = await plan_file(path, setup.directory, environ=ENV, prune=False)
+
+    assert [(step.kind, step.description) for step in steps] == [
+        (
+            "team.set",
+            "set policy of team 'ventas': trail off → on; self-approval on → off; "
+            "approval-buttons dial, hungup → none; approval-over 5 → none; "
+            "two-approvers hungup → none; approval-ttl 1h30m → default",
+        )
+    ]
+    assert await apply(setup, path) == steps
+    assert await policy_of(setup, "ventas") == TeamPolicy()
+    assert await plan_file(path, setup.directory, environ=ENV, prune=False) == []
+
+
+async def test_policy_values_are_read_as_team_set_reads_them(setup: Setup) -> None:
+    text = """\
+    teams:
+      - name: ventas
+        agents: ["1001"]
+        channel: C0ONE
+        trail: "yes"
+        self_approval: on
+        approval_buttons: all
+        approval_over: 0
+        two_approvers: none
+        approval_ttl: 120s
+      - name: cobranza
+        agents: ["2001"]
+        channel: C0TWO
+        trail: True
+        self_approval: false
+        approval_buttons: []
+        approval_over: "off"
+        two_approvers: [Tipificación, colgar]
+        approval_ttl: 1h 30m
+      - name: soporte
+        agents: ["3001"]
+        channel: C0THREE
+        approval_buttons:
+        approval_ttl: default
+      - name: piso-2
+        agents: ["4001"]
+        channel: C0FOUR
+        approval_ttl: 24h
+    """
+    path = setup.write(text)
+
+    await apply(setup, path)
+
+    assert await policy_of(setup, "ventas") == TeamPolicy(
+        self_approval=True,
+        approval_buttons=("dial", "disposition", "hungup"),
+        approval_over_agents=0,  # as `team set ventas approval-over 0`: every change
+        approval_ttl_minutes=2,
+    )
+    assert await policy_of(setup, "cobranza") == TeamPolicy(
+        two_approvers_buttons=("disposition", "hungup"), approval_ttl_minutes=90
+    )
+    assert await policy_of(setup, "soporte") == TeamPolicy()
+    assert await policy_of(setup, "piso-2") == TeamPolicy(approval_ttl_minutes=24 * 60)
+    assert await plan_file(path, setup.directory, environ=ENV, prune=False) == []
+
+
+BAD_POLICY = """\
+teams:
+  - name: ventas
+    agents: ["1001"]
+    channel: C0ONE
+    trail: maybe
+    self_approval: [on]
+    approval_buttons: [hungup, fly]
+    approval_over: -5
+    two_approvers: [none, dial]
+    approval_ttl: 90s
+  - name: cobranza
+    agents: ["2001"]
+    channel: C0TWO
+    approval_over: twenty
+    approval_ttl: 45
+    approval_timeout: 30m
+  - name: soporte
+    agents: ["3001"]
+    channel: C0THREE
+    approval_over: 501
+    approval_ttl: 25h
+    approval_buttons: {dial: true}
+  - name: piso-2
+    agents: ["4001"]
+    channel: C0FOUR
+    self_approval: ~
+    approval_over: 2.5
+    approval_ttl: 0m
+"""
+
+
+async def test_every_bad_policy_value_is_reported_with_its_line(setup: Setup) -> None:
+    errors = await invalid(setup, setup.write(BAD_POLICY))
+
+    at = partial(line_of, BAD_POLICY)
+    number = "must be a whole number of agents from 0 to 500"
+    assert_errors(
+        errors,
+        [
+            (at("maybe"), "team 'ventas': trail is on or off (or true or false), not 'maybe'"),
+            (at("[on]"), "team 'ventas': self_approval must be a single value, not a list"),
+            (at("fly"), "team 'ventas': approval_buttons: 'fly' is not a button: dial,"),
+            (at("-5"), f"team 'ventas': approval_over '-5' {number}"),
+            (at("[none, dial]"), "team 'ventas': two_approvers: 'none' is not a button"),
+            (at("90s"), "team 'ventas': approval_ttl '90s' is not whole minutes or hours"),
+            (at("twenty"), f"team 'cobranza': approval_over 'twenty' {number}"),
+            (at("approval_ttl: 45"), "approval_ttl '45' needs a unit: '45m' for minutes"),
+            (at("approval_timeout"), "team 'cobranza': unknown key 'approval_timeout'"),
+            (at("501"), f"team 'soporte': approval_over '501' {number}"),
+            (at("25h"), "'25h' is out of range: a request waits from 1 minute to 24 hours"),
+            (at("{dial: true}"), "team 'soporte': approval_buttons must be a list"),
+            (at("~"), "team 'piso-2': self_approval is empty"),
+            (at("2.5"), f"team 'piso-2': approval_over '2.5' {number}"),
+            (at("approval_ttl: 0m"), "team 'piso-2': approval_ttl '0m' is out of range"),
+        ],
+    )
+    rendered = ConfigInvalid(Path("agentbox.yml"), errors).render().splitlines()
+    over = f"agentbox.yml:{at('-5')}: team 'ventas': approval_over '-5' {number}, or off"
+    assert over in rendered
+    with pytest.raises(ConfigInvalid):
+        await apply(setup, setup.write(BAD_POLICY))
+    assert await setup.audit_count() == 0
+    assert await setup.directory.teams() == []
+
+
+async def test_one_bad_policy_value_applies_nothing(setup: Setup) -> None:
+    await apply(setup, setup.write(CONFIG))
+    audited = await setup.audit_count()
+    text = WITH_POLICY.replace('["1001-1010", "1060"]', '["1001-1008"]').replace(
+        "approval_over: 5", "approval_over: lots"
+    )
+
+    with pytest.raises(ConfigInvalid) as caught:
+        await apply(setup, setup.write(text))
+
+    [error] = caught.value.errors
+    assert error.line == line_of(text, "approval_over: lots")
+    assert await setup.audit_count() == audited
+    ventas = await setup.directory.team("ventas")
+    assert ventas is not None and len(ventas.agents) == 11 and ventas.policy == TeamPolicy()
 
 
 # --------------------------------------------------------------------------- tokens
