@@ -66,13 +66,14 @@ def retry_of_failed_revert(record: ChangeRecord) -> tuple[timedelta, AuditEntry]
     until the next attempt, and the audit entry that says so. None when nothing failed, when
     some of it would fail again (a refused token, a spent quota: every attempt would end the
     same), or after the last attempt."""
-    if not record.automatic_revert or record.reverts_change_id is None:
+    # Attempt 0: not an automatic revert; beyond the delays: the last attempt.
+    if record.reverts_change_id is None or not (
+        1 <= record.revert_attempt <= len(REVERT_RETRY_DELAYS)
+    ):
         return None
     transient = transient_kinds()
     failed = [call for call in record.calls if call.status == CallStatus.FAILED]
     if not failed or not all(call.error_kind in transient for call in failed):
-        return None
-    if not 1 <= record.revert_attempt <= len(REVERT_RETRY_DELAYS):
         return None
     delay = REVERT_RETRY_DELAYS[record.revert_attempt - 1]
     kinds = ", ".join(sorted({call.error_kind or "error" for call in failed}))

@@ -87,10 +87,14 @@ class ChangeRecord:
     #: A timed change's length; and the change this one reverts (undo, end of a timed change).
     duration_seconds: int | None = None
     reverts_change_id: int | None = None
-    #: Made by agentbox when a timed change's time was up (not asked for by anyone).
-    automatic_revert: bool = False
-    #: Which attempt at putting the timed change back this automatic revert is (1 the first).
+    #: Which attempt at putting the timed change back this automatic revert is (1 the first);
+    #: 0 for any change someone asked for.
     revert_attempt: int = 0
+
+    @property
+    def automatic_revert(self) -> bool:
+        """Made by agentbox when a timed change's time was up (not asked for by anyone)."""
+        return self.revert_attempt > 0
 
     @property
     def operations(self) -> tuple[str, ...]:
@@ -538,7 +542,6 @@ class ChangeStore:
                 calls=tuple(_call_record(call) for call in calls),
                 duration_seconds=change.duration_seconds,
                 reverts_change_id=change.reverts_change_id,
-                automatic_revert=(change.idempotency_key or "").startswith(TIMER_KEY_PREFIX),
                 revert_attempt=revert_attempt(change.idempotency_key),
             )
 
@@ -641,7 +644,7 @@ class ChangeStore:
         async with self._db.sessions() as session:
             rows = await session.scalars(
                 select(Change.id)
-                .where(Change.revert_at.is_not(None), Change.revert_at <= now)
+                .where(_due_timer(now))
                 .order_by(Change.revert_at, Change.id)
                 .limit(limit)
             )
