@@ -147,8 +147,8 @@ async def _reserve(
 async def _requeue(
     connection: AsyncConnection, slots: Sequence[tuple[str, int]]
 ) -> collections.Counter[str]:
-    """:meth:`CallQueue.requeue_orphans` of several (operation, slot) pairs within a
-    transaction; how many calls were running, per operation."""
+    """Queue again what was left running or reserved in several (operation, slot) pairs, within
+    a transaction (:meth:`CallQueue.adopt`); how many calls were running, per operation."""
     if not slots:
         return collections.Counter()
     where = {"b_slots": list(slots)}
@@ -179,7 +179,7 @@ class CallQueue:
 
         They stay ``queued`` (not sent yet) under a new claim token; :meth:`step` marks
         each one ``running`` as it is sent, :meth:`release` gives back those never sent, and
-        :meth:`requeue_orphans` those of a holder that is gone.
+        :meth:`adopt` those of a holder that is gone.
         """
         async with self._db.transaction() as session:
             return await _reserve(await session.connection(), operation, replica_id, slot, limit)
@@ -193,9 +193,13 @@ class CallQueue:
         slot: int,
         limit: int,
     ) -> tuple[int, list[QueuedCall]]:
-        """:meth:`requeue_orphans` for each of ``orphaned_slots``, then :meth:`reserve`, in one
-        transaction: what a sender does when it takes a token's slots. Returns how many calls
-        were running in those slots, and the calls reserved.
+        """Queue again the calls a holder that is gone left running or reserved in each of
+        ``orphaned_slots``, then :meth:`reserve`, in one transaction: what a sender does when it
+        takes a token's slots. Returns how many calls were running in those slots (in flight,
+        maybe answered: they are sent again), and the calls reserved.
+
+        Called by the new holder of the slots: the lock is exclusive, so nobody else can still
+        be sending them (but see storage/slots.py for the edge of a lost database connection).
 
         One transaction instead of one per slot and one more for the reservation: a token's
         first call waits for it, and on SQLite it waits for the one writer with everyone else.
@@ -308,17 +312,6 @@ class CallQueue:
         """Record the answer of a call taken with :meth:`claim_next`, and tell whoever follows
         the change."""
         await self.step(answered=(call, outcome))
-
-    async def requeue_orphans(self, operation: str, slot: int) -> int:
-        """Queue again the calls left running or reserved in ``slot`` by a holder that is gone;
-        how many were running (in flight, maybe answered: they are sent again).
-
-        Called by the new holder of the slot: the lock is exclusive, so nobody else can still be
-        sending them (but see storage/slots.py for the edge of a lost database connection).
-        """
-        async with self._db.transaction() as session:
-            running = await _requeue(await session.connection(), [(operation, slot)])
-        return running[operation]
 
     async def fail_queued(self, operation: str, error: WolkvoxError) -> int:
         """Fail every queued call of ``operation`` with ``error`` (its token is unusable)."""

@@ -29,9 +29,12 @@ async def test_only_the_current_claim_records_the_answer(database_url: str) -> N
         stale = await queue.claim_next("op", replica_id="replica-a", slot=0)
         assert stale is not None
         # replica-a lost its slot; replica-b takes it and sends the call again.
-        assert await queue.requeue_orphans("op", 0) == 1
-        current = await queue.claim_next("op", replica_id="replica-b", slot=0)
-        assert current is not None and current.claim_token != stale.claim_token
+        requeued, (current,) = await queue.adopt(
+            "op", orphaned_slots=[0], replica_id="replica-b", slot=0, limit=1
+        )
+        assert requeued == 1
+        await queue.step(started=current)
+        assert current.claim_token != stale.claim_token
 
         await queue.complete(stale, CallOutcome(stale.request, None, ServerError(), 1, 0.1))
         async with database.sessions() as session:
