@@ -246,27 +246,28 @@ class Dispatcher:
             work = self._signals.waiter(WORK, operation)
             if await self._slots.try_acquire(operation, 0):
                 slots = [0]
-                extra: list[int] = []
                 try:
                     # Slot 1 is only ever taken by slot 0's holder (see the module docstring).
                     for slot in range(1, self._slots_of(operation)):
                         if not await self._slots.try_acquire(operation, slot):
                             break
                         slots.append(slot)
+                    extra: list[int] = []
                     if not swept:
                         swept, extra = await self._slots_beyond_concurrency(operation)
-                    # What a gone holder left in these slots is queued again, and the first
-                    # calls are reserved, in one transaction.
-                    requeued, reserved = await self._queue.adopt(
-                        operation,
-                        orphaned_slots=[*slots, *extra],
-                        replica_id=self._replica_id,
-                        slot=slots[0],
-                        limit=RESERVE_BATCH,
-                    )
-                    for slot in reversed(extra):
-                        await self._slots.release(operation, slot)
-                    extra = []
+                    try:
+                        # What a gone holder left in these slots is queued again, and the first
+                        # calls are reserved, in one transaction.
+                        requeued, reserved = await self._queue.adopt(
+                            operation,
+                            orphaned_slots=[*slots, *extra],
+                            replica_id=self._replica_id,
+                            slot=slots[0],
+                            limit=RESERVE_BATCH,
+                        )
+                    finally:
+                        for slot in reversed(extra):
+                            await self._slots.release(operation, slot)
                     if requeued:
                         log.warning(
                             "%d call(s) of %s were in flight when their replica stopped; "
@@ -277,7 +278,7 @@ class Dispatcher:
                     if reserved:
                         await _Lane(self, operation, slots, reserved).run()
                 finally:
-                    for slot in reversed([*slots, *extra]):
+                    for slot in reversed(slots):
                         await self._slots.release(operation, slot)
             await self._pause(self._poll_interval, work)
 
