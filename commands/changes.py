@@ -700,11 +700,12 @@ class ChangeService:
         Returns None when this replica stops first (shutdown: the listener is told, and the lease is
         released so another replica goes on at once) or when another replica took the change over.
 
-        Progress is read from the database at once when this process's own dispatcher has
-        answered every call still open at the last read (:meth:`note_answered`), and otherwise
-        at most every :data:`PROGRESS_READ_SECONDS`: a change of many calls is not read again
-        for each of them (the progress message shows at most one update a second anyway), and an
-        answer from another replica or a failed token (only a wake-up here) is still seen soon.
+        Progress is read from the database at once when every call still open at the last read
+        may be answered (:meth:`_until_worth_reading`: this process's dispatcher answered them,
+        or as many wake-ups came), and otherwise at most every :data:`PROGRESS_READ_SECONDS`: a
+        change of many calls is not read again for each of them (the progress message shows at
+        most one update a second anyway), and a failed token's calls (one wake-up for all of
+        them) are still seen soon.
         """
         key = str(change_id)
         renewed = time.monotonic()
