@@ -113,6 +113,7 @@ from commands.grammar import (
     parse_targets,
 )
 from commands.operations import DEFAULT_OPERATION
+from commands.timed import describe_duration
 from storage.audit import AuditEntry
 from storage.directory import (
     Directory,
@@ -1228,10 +1229,7 @@ def _channels_text(channels: Sequence[str]) -> str:
 
 def _ttl_text(minutes: int | None) -> str:
     """``45m``, ``2h``, ``1h30m``; ``default``: the deployment's (AGENTBOX_APPROVAL_TTL_MINUTES)."""
-    if minutes is None:
-        return "default"
-    hours, rest = divmod(minutes, 60)
-    return (f"{hours}h" if hours else "") + (f"{rest}m" if rest or not hours else "")
+    return "default" if minutes is None else describe_duration(minutes * 60)
 
 
 _POLICY_TEXTS: tuple[tuple[TeamSetting, Callable[[TeamPolicy], str]], ...] = (
